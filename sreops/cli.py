@@ -1,0 +1,79 @@
+"""`sreops …`: a thin command line over the library (demo data, ingestion, evaluation, alerts).
+
+Each subcommand lives in the module that owns the work; that module exposes
+`add_arguments(parser)` and `run(args) -> int`. This file only wires them together, importing
+a module when its command is built so heavy dependencies load only where they are used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import logging
+import sys
+from collections.abc import Sequence
+
+# (group, name) -> (module, help). group None is a top-level command.
+COMMANDS: dict[tuple[str | None, str], tuple[str, str]] = {
+    (None, "demo"): ("sreops.ingest.demo", "write a week of demo fleet data into the landing folder"),
+    (None, "ingest"): ("sreops.ingest.files", "ingest metric files (same code as the landing sensor)"),
+    (None, "features"): ("sreops.features", "build minute features for a range of hours"),
+    (None, "doctor"): ("sreops.doctor", "check the configuration, the warehouse and the Slack token"),
+    (None, "bench"): ("sreops.bench", "run the benchmarks and print a table of measured numbers"),
+    ("eval", "nab"): ("sreops.evaluation.nab", "score the detector on NAB data files"),
+    ("eval", "loghub"): ("sreops.evaluation.loghub", "score log clustering on Loghub datasets"),
+    ("eval", "autoscale"): ("sreops.evaluation.autoscale", "backtest scaling recommendations on a demand trace"),
+    ("alerts", "list"): ("sreops.alerting.commands", "list alerts and their delivery state"),
+    ("alerts", "test"): ("sreops.alerting.commands", "post a sample alert to Slack"),
+}
+
+GROUP_HELP = {
+    "eval": "evaluation on public benchmarks",
+    "alerts": "inspect and test alerts",
+}
+
+
+def _available(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser, with one subparser per available command."""
+    parser = argparse.ArgumentParser(prog="sreops", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    top = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    groups: dict[str, argparse._SubParsersAction] = {}
+    for (group, name), (module_name, help_text) in COMMANDS.items():
+        if not _available(module_name):
+            continue
+        module = importlib.import_module(module_name)
+        if group is None:
+            sub = top.add_parser(name, help=help_text, description=help_text)
+        else:
+            if group not in groups:
+                group_parser = top.add_parser(group, help=GROUP_HELP[group])
+                groups[group] = group_parser.add_subparsers(dest="subcommand", required=True, metavar="WHAT")
+            sub = groups[group].add_parser(name, help=help_text, description=help_text)
+        adder = getattr(module, f"add_{name}_arguments", None) or module.add_arguments
+        runner = getattr(module, f"run_{name}", None) or module.run
+        adder(sub)
+        sub.set_defaults(handler=runner)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `sreops` console script."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return int(args.handler(args) or 0)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,183 @@
+"""The typed configuration: one YAML file, validated once on load, with actionable errors.
+
+The file comes from `$SREOPS_CONFIG`, else `sreops.yaml` in the working directory; without
+one, the embedded defaults apply (the demo needs nothing else). Secrets and endpoints come
+from the environment (`SLACK_BOT_TOKEN`, `SLACK_API_URL`, `DAGSTER_UI_URL`), never from here.
+Services and metrics are discovered from the data: the file only adds what needs a human.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+Severity = Literal["info", "warning", "minor", "major", "critical"]
+
+
+class ConfigError(ValueError):
+    """The configuration file is missing, unreadable or invalid; the message says where."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class PartitionsConfig(_Section):
+    """Hourly partitions of the minute-level tables."""
+
+    start: dt.date | None = Field(
+        default=None,
+        description="First day of hourly partitions (UTC). Default: the first day of the previous month.",
+    )
+
+
+class PrometheusQuery(_Section):
+    """One PromQL query whose series become metric samples."""
+
+    query: str
+    metric: str = Field(description="Metric name the samples are stored under.")
+    service_label: str = "service"
+
+
+class PrometheusConfig(_Section):
+    url: str | None = None
+    step_seconds: int = Field(default=15, ge=1)
+    queries: list[PrometheusQuery] = Field(default_factory=list)
+
+
+class SourcesConfig(_Section):
+    landing_dir: Path | None = Field(default=None, description="Default: $SREOPS_HOME/landing.")
+    prometheus: PrometheusConfig = Field(default_factory=PrometheusConfig)
+
+
+class ServiceConfig(_Section):
+    """What a human knows about a service that the data cannot say."""
+
+    capacity_per_replica: float | None = Field(default=None, gt=0)
+    scaling_metric: str = "request_rate"
+    min_replicas: int = Field(default=1, ge=0)
+    max_replicas: int = Field(default=100, ge=1)
+    slack_channel: str | None = None
+    owners: list[str] = Field(default_factory=list)
+    log_pattern: str | None = Field(default=None, description="Regex with named groups ts, level, message.")
+
+
+class DetectionConfig(_Section):
+    threshold: float = Field(default=75.0, ge=0, le=100)
+    training_days: int = Field(default=7, ge=1)
+
+
+class SlackRoute(_Section):
+    channel: str
+    service: str | None = None
+    min_severity: Severity = "warning"
+
+
+class Silence(_Section):
+    """Alerts matching this are recorded and visible but not posted."""
+
+    service: str | None = None
+    kind: str | None = None
+    starts_at: dt.datetime
+    ends_at: dt.datetime
+    reason: str = ""
+
+
+class EventWindow(_Section):
+    """A deploy or maintenance window: kept out of training and tagged on anomalies."""
+
+    kind: Literal["deploy", "maintenance"]
+    service: str | None = None
+    starts_at: dt.datetime
+    ends_at: dt.datetime
+    note: str = ""
+
+
+class AlertingConfig(_Section):
+    default_channel: str = "#sre-alerts"
+    min_severity: Severity = "warning"
+    routes: list[SlackRoute] = Field(default_factory=list)
+    silences: list[Silence] = Field(default_factory=list)
+
+
+class ForecastingConfig(_Section):
+    horizon_hours: int = Field(default=24, ge=1)
+    training_days: int = Field(default=14, ge=1)
+
+
+class LogsConfig(_Section):
+    similarity_threshold: float | None = Field(default=None, gt=0, le=1)
+
+
+class Config(_Section):
+    """The whole file. Every section is optional."""
+
+    partitions: PartitionsConfig = Field(default_factory=PartitionsConfig)
+    sources: SourcesConfig = Field(default_factory=SourcesConfig)
+    services: dict[str, ServiceConfig] = Field(default_factory=dict)
+    detection: DetectionConfig = Field(default_factory=DetectionConfig)
+    alerting: AlertingConfig = Field(default_factory=AlertingConfig)
+    forecasting: ForecastingConfig = Field(default_factory=ForecastingConfig)
+    logs: LogsConfig = Field(default_factory=LogsConfig)
+    events: list[EventWindow] = Field(default_factory=list)
+
+    @field_validator("services")
+    @classmethod
+    def _service_names(cls, services: dict[str, ServiceConfig]) -> dict[str, ServiceConfig]:
+        for name, svc in services.items():
+            if svc.min_replicas > svc.max_replicas:
+                raise ValueError(f"service {name}: min_replicas > max_replicas")
+        return services
+
+    def service(self, name: str) -> ServiceConfig:
+        """The configured settings of a service, or defaults for one only seen in the data."""
+        return self.services.get(name, ServiceConfig())
+
+
+def config_path() -> Path:
+    """`$SREOPS_CONFIG`, else `./sreops.yaml`."""
+    return Path(os.environ.get("SREOPS_CONFIG") or "sreops.yaml")
+
+
+def load(path: str | os.PathLike[str] | None = None) -> Config:
+    """Read and validate the config file; the embedded defaults when there is none."""
+    explicit = path is not None or bool(os.environ.get("SREOPS_CONFIG"))
+    target = Path(path) if path is not None else config_path()
+    if not target.exists():
+        if explicit:
+            raise ConfigError(f"config file {target} does not exist (set SREOPS_CONFIG or create it)")
+        return Config()
+    try:
+        raw = yaml.safe_load(target.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {target} is not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"config file {target}: the top level must be a mapping of sections")
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigError(f"config file {target} is invalid: {problems}") from exc
+
+
+@lru_cache(maxsize=1)
+def current() -> Config:
+    """The config of this process, loaded once."""
+    return load()
+
+
+def partitions_start(cfg: Config, today: dt.date | None = None) -> dt.date:
+    """First partition day: configured, else the first day of the previous month (UTC)."""
+    if cfg.partitions.start is not None:
+        return cfg.partitions.start
+    today = today or dt.datetime.now(dt.UTC).date()
+    first_this_month = today.replace(day=1)
+    return (first_this_month - dt.timedelta(days=1)).replace(day=1)

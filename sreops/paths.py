@@ -1,0 +1,48 @@
+"""Where the platform keeps its files: everything lives under one data directory."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+DEFAULT_HOME = ".sreops"
+
+
+def home() -> Path:
+    """The data directory: `$SREOPS_HOME`, else `./.sreops`."""
+    return Path(os.environ.get("SREOPS_HOME") or DEFAULT_HOME).resolve()
+
+
+def warehouse_path() -> Path:
+    """The DuckDB warehouse file."""
+    return home() / "warehouse.duckdb"
+
+
+def landing_metrics() -> Path:
+    """Drop folder for metric files (CSV, Parquet, JSON Lines, optionally gzipped)."""
+    return home() / "landing" / "metrics"
+
+
+def landing_logs() -> Path:
+    """Drop folder for log files, one subfolder per service."""
+    return home() / "landing" / "logs"
+
+
+def archive_metrics() -> Path:
+    """Where ingested metric files are moved once their rows are in the warehouse."""
+    return home() / "archive" / "metrics"
+
+
+def quarantine_metrics() -> Path:
+    """Where malformed metric files are moved, each beside a `.reason.txt`."""
+    return home() / "quarantine" / "metrics"
+
+
+def models_dir() -> Path:
+    """Trained model artefacts (detectors, forecasts), versioned by subfolder."""
+    return home() / "models"
+
+
+def demo_dir() -> Path:
+    """Ground truth and notes written by `sreops demo`."""
+    return home() / "demo"
