@@ -1,0 +1,1 @@
+"""Dagster assets: thin adapters from the warehouse tables to the `sreops` library."""

@@ -1,0 +1,1 @@
+"""Dagster sensors and schedules: landing files, alert delivery, run failures."""

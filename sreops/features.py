@@ -1,0 +1,193 @@
+"""Minute features: per (minute, service, metric) aggregates of the samples, one hour at a time.
+
+Semantics, which the reference test in `tests/sreops/test_features.py` spells out in pandas:
+- Samples that repeat a (service, metric, timestamp) count once: the value of the most
+  recently ingested file wins; repeats inside one file are averaged.
+- `n, mean, min, max, std (population), first, last, sum` over the minute's samples.
+- `delta` is `last` minus the previous observed minute's `last`, `rate` the same change per
+  second between the two last samples, `gap_minutes` the minutes since that previous minute;
+  the previous minute is looked for up to `LOOKBACK` before the hour, so an hour's features do
+  not depend on whether the hour before was built first.
+A build replaces the hour's rows in one transaction: re-running never duplicates.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+
+from sreops import warehouse
+
+ASSET = "metric_features_1m"
+LOOKBACK = dt.timedelta(hours=1)
+
+_FEATURES_SQL = """
+WITH per_file AS (
+    SELECT service, metric, ts, file_id, avg(value) AS value
+    FROM metric_samples
+    WHERE ts >= $start AND ts < $end
+    GROUP BY service, metric, ts, file_id
+),
+samples AS (
+    SELECT service, metric, ts, arg_max(value, file_id) AS value
+    FROM per_file
+    GROUP BY service, metric, ts
+),
+minutes AS (
+    SELECT service, metric, date_trunc('minute', ts) AS minute,
+           count(*) AS n, avg(value) AS mean, min(value) AS min, max(value) AS max,
+           stddev_pop(value) AS std, arg_min(value, ts) AS first, arg_max(value, ts) AS last,
+           sum(value) AS sum, max(ts) AS last_ts
+    FROM samples
+    GROUP BY service, metric, minute
+),
+before_ts AS (
+    SELECT service, metric, max(ts) AS ts
+    FROM metric_samples
+    WHERE ts >= $lookback AND ts < $start
+    GROUP BY service, metric
+),
+before AS (
+    -- the last sample before the hour, by the same repeat rule as above
+    SELECT service, metric, date_trunc('minute', ts) AS minute, ts AS last_ts,
+           arg_max(value, file_id) AS last
+    FROM (
+        SELECT s.service, s.metric, s.ts, s.file_id, avg(s.value) AS value
+        FROM metric_samples AS s
+        JOIN before_ts AS b ON s.service = b.service AND s.metric = b.metric AND s.ts = b.ts
+        WHERE s.ts >= $lookback AND s.ts < $start
+        GROUP BY s.service, s.metric, s.ts, s.file_id
+    )
+    GROUP BY service, metric, ts
+),
+chained AS (
+    SELECT *,
+           lag(last) OVER w AS prev_last,
+           lag(last_ts) OVER w AS prev_last_ts,
+           lag(minute) OVER w AS prev_minute
+    FROM (
+        SELECT service, metric, minute, n, mean, min, max, std, first, last, sum, last_ts FROM minutes
+        UNION ALL
+        SELECT service, metric, minute, NULL, NULL, NULL, NULL, NULL, NULL, last, NULL, last_ts FROM before
+    )
+    WINDOW w AS (PARTITION BY service, metric ORDER BY minute)
+)
+SELECT minute, service, metric, n, mean, min, max, std, last, first, sum,
+       last - prev_last AS delta,
+       CASE WHEN last_ts > prev_last_ts
+            THEN (last - prev_last) / (epoch(last_ts) - epoch(prev_last_ts)) END AS rate,
+       CAST(datediff('minute', prev_minute, minute) AS INTEGER) AS gap_minutes
+FROM chained
+WHERE minute >= $start
+"""
+
+FEATURE_COLUMNS = (
+    "minute", "service", "metric", "n", "mean", "min", "max", "std", "last", "first", "sum", "delta", "rate",
+    "gap_minutes",
+)
+
+
+@dataclass(frozen=True)
+class HourBuild:
+    """What one hour's build wrote."""
+
+    hour: dt.datetime
+    rows: int
+    samples: int
+    series: int
+
+
+def _naive_utc(moment: dt.datetime) -> dt.datetime:
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(dt.UTC).replace(tzinfo=None)
+    return moment
+
+
+def hours_between(start: dt.datetime, end: dt.datetime) -> list[dt.datetime]:
+    """Every hour start in [start, end)."""
+    hour = _naive_utc(start).replace(minute=0, second=0, microsecond=0)
+    end = _naive_utc(end)
+    hours = []
+    while hour < end:
+        hours.append(hour)
+        hour += dt.timedelta(hours=1)
+    return hours
+
+
+def build_hour(warehouse_path: str | Path | None, hour: dt.datetime) -> HourBuild:
+    """Rebuild the features of one hour atomically; returns the counts written."""
+    start = _naive_utc(hour).replace(minute=0, second=0, microsecond=0)
+    end = start + dt.timedelta(hours=1)
+    params = {"start": start, "end": end, "lookback": start - LOOKBACK}
+    with warehouse.transaction(warehouse_path) as con:
+        con.execute("DELETE FROM metric_features_1m WHERE minute >= ? AND minute < ?", [start, end])
+        con.execute(f"INSERT INTO metric_features_1m ({', '.join(FEATURE_COLUMNS)}) {_FEATURES_SQL}", params)
+        rows, samples, series = con.execute(
+            "SELECT count(*), coalesce(sum(n), 0), count(DISTINCT (service, metric)) FROM metric_features_1m"
+            " WHERE minute >= ? AND minute < ?",
+            [start, end],
+        ).fetchone()
+        con.execute(
+            "INSERT OR REPLACE INTO partition_builds VALUES (?, ?, ?, ?, now()::TIMESTAMP)",
+            [ASSET, start, rows, samples],
+        )
+    return HourBuild(hour=start, rows=rows, samples=int(samples), series=series)
+
+
+def build_range(warehouse_path: str | Path | None, start: dt.datetime, end: dt.datetime) -> list[HourBuild]:
+    """Rebuild every hour in [start, end), one transaction per hour."""
+    return [build_hour(warehouse_path, hour) for hour in hours_between(start, end)]
+
+
+def duplicate_keys(warehouse_path: str | Path | None, start: dt.datetime, end: dt.datetime) -> int:
+    """How many (minute, service, metric) keys appear more than once in [start, end)."""
+    with warehouse.connect(warehouse_path) as con:
+        return con.execute(
+            "SELECT count(*) FROM (SELECT minute, service, metric FROM metric_features_1m"
+            " WHERE minute >= ? AND minute < ? GROUP BY ALL HAVING count(*) > 1)",
+            [_naive_utc(start), _naive_utc(end)],
+        ).fetchone()[0]
+
+
+def sample_count_mismatch(warehouse_path: str | Path | None, start: dt.datetime, end: dt.datetime) -> tuple[int, int]:
+    """(samples counted by the features, distinct samples in the warehouse) for [start, end)."""
+    with warehouse.connect(warehouse_path) as con:
+        counted = con.execute(
+            "SELECT coalesce(sum(n), 0) FROM metric_features_1m WHERE minute >= ? AND minute < ?",
+            [_naive_utc(start), _naive_utc(end)],
+        ).fetchone()[0]
+        distinct = con.execute(
+            "SELECT count(*) FROM (SELECT DISTINCT service, metric, ts FROM metric_samples WHERE ts >= ? AND ts < ?)",
+            [_naive_utc(start), _naive_utc(end)],
+        ).fetchone()[0]
+    return int(counted), int(distinct)
+
+
+def read_hour(warehouse_path: str | Path | None, hour: dt.datetime):
+    """The features of one hour as a pandas DataFrame, ordered by service, metric, minute."""
+    start = _naive_utc(hour).replace(minute=0, second=0, microsecond=0)
+    with warehouse.connect(warehouse_path) as con:
+        return con.execute(
+            "SELECT * FROM metric_features_1m WHERE minute >= ? AND minute < ? ORDER BY service, metric, minute",
+            [start, start + dt.timedelta(hours=1)],
+        ).df()
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of `sreops features`."""
+    parser.add_argument("start", help="first hour, ISO-8601 UTC (e.g. 2026-11-20T13:00)")
+    parser.add_argument("end", nargs="?", help="end hour, exclusive (default: start + 1 h)")
+
+
+def run(args: argparse.Namespace) -> int:
+    """`sreops features START [END]`: rebuild those hours outside Dagster."""
+    from tqdm import tqdm
+
+    start = dt.datetime.fromisoformat(args.start)
+    end = dt.datetime.fromisoformat(args.end) if args.end else start + dt.timedelta(hours=1)
+    for hour in tqdm(hours_between(start, end), desc="features", unit="hour"):
+        build = build_hour(None, hour)
+        tqdm.write(f"{build.hour:%Y-%m-%d %H:00}  {build.rows} rows from {build.samples} samples, {build.series} series")
+    return 0

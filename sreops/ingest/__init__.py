@@ -1,0 +1,1 @@
+"""Sources of samples: landing files, Prometheus, log files, the demo fleet."""

@@ -1,0 +1,106 @@
+"""The warehouse: migrations from older schemas, transactions, and patience with a held lock."""
+
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from sreops import warehouse
+from sreops.migrations import MIGRATIONS
+
+
+def test_empty_file_migrates_to_latest(sreops_home: Path) -> None:
+    applied = warehouse.migrate()
+    assert applied == sorted(m.version for m in MIGRATIONS)
+    assert warehouse.migrate() == []  # idempotent
+
+
+def test_warehouse_from_an_older_version_upgrades_in_place_and_keeps_rows(tmp_path: Path) -> None:
+    path = tmp_path / "old.duckdb"
+    con = duckdb.connect(str(path))
+    warehouse.migrate_connection(con, MIGRATIONS[:1])  # what version 1 of sreops created
+    con.execute(
+        "INSERT INTO metric_samples VALUES (TIMESTAMP '2026-11-20 10:00:00', 'api', 'cpu', 0.5, 'old', 1)"
+    )
+    con.execute(
+        "INSERT INTO ingested_files VALUES (1, 'a.csv', 'abc', 10, 1, 'ingested', NULL, now()::TIMESTAMP)"
+    )
+    con.close()
+
+    assert warehouse.migrate(path) == [m.version for m in MIGRATIONS[1:]]
+    with warehouse.connect(path) as con:
+        assert warehouse.schema_version(con) == max(m.version for m in MIGRATIONS)
+        row = con.execute("SELECT service, metric, value, labels FROM metric_samples").fetchone()
+        assert row == ("api", "cpu", 0.5, None)
+        assert con.execute("SELECT min_ts FROM ingested_files").fetchone() == (None,)
+        assert con.execute("SELECT count(*) FROM partition_marks").fetchone() == (0,)
+
+
+def test_failed_migration_leaves_the_previous_version(tmp_path: Path) -> None:
+    from sreops.migrations import Migration
+
+    path = tmp_path / "w.duckdb"
+    con = duckdb.connect(str(path))
+    broken = Migration(99, "broken", ("CREATE TABLE half_done (x INTEGER)", "SELECT * FROM no_such_table"))
+    with pytest.raises(warehouse.MigrationError, match="migration 99"):
+        warehouse.migrate_connection(con, (*MIGRATIONS, broken))
+    assert warehouse.schema_version(con) == max(m.version for m in MIGRATIONS)
+    tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+    assert "half_done" not in tables
+
+
+def test_transaction_rolls_back_every_statement_on_error(warehouse_path: Path) -> None:
+    with pytest.raises(RuntimeError), warehouse.transaction(warehouse_path) as con:
+        con.execute("INSERT INTO metric_samples VALUES (now()::TIMESTAMP, 'a', 'm', 1, 's', 1, NULL)")
+        raise RuntimeError("boom")
+    assert warehouse.table_count("metric_samples", warehouse_path) == 0
+
+
+HOLDER = """
+import sys, duckdb
+con = duckdb.connect(sys.argv[1])
+print("held", flush=True)
+sys.stdin.readline()
+con.close()
+print("released", flush=True)
+sys.stdin.readline()
+"""
+
+
+@pytest.fixture
+def lock_holder(warehouse_path: Path):
+    """Another process that holds the warehouse until told to let go."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(warehouse_path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout.readline().strip() == "held"
+    yield proc
+    proc.kill()
+    proc.wait()
+
+
+def test_locked_warehouse_fails_with_an_actionable_message_after_patience(warehouse_path, lock_holder) -> None:
+    with pytest.raises(warehouse.WarehouseLockedError, match="SREOPS_LOCK_PATIENCE_S"):
+        with warehouse.connect(warehouse_path, patience_s=0.3):
+            pass
+
+
+def test_connect_waits_for_another_process_to_release_the_lock(warehouse_path, lock_holder) -> None:
+    outcome: dict = {}
+
+    def writer() -> None:
+        with warehouse.connect(warehouse_path, patience_s=60) as con:
+            con.execute("INSERT INTO metric_samples VALUES (now()::TIMESTAMP, 'a', 'm', 1, 's', 1, NULL)")
+        outcome["done"] = True
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    lock_holder.stdin.write("release\n")
+    lock_holder.stdin.flush()
+    assert lock_holder.stdout.readline().strip() == "released"
+    thread.join(timeout=60)
+    assert outcome.get("done")
+    assert warehouse.table_count("metric_samples", warehouse_path) == 1
