@@ -62,7 +62,6 @@ ASSETS = [metric_features_1m]
 features_job = dg.define_asset_job(
     "build_features",
     selection=[metric_features_1m],
-    partitions_def=hourly_partitions,
     description="Rebuild minute features for hours touched by new samples.",
 )
 JOBS = [features_job]

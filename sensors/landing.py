@@ -10,7 +10,9 @@ import dagster as dg
 from assets.features import features_job
 from assets.ingest import ingest_job
 from assets.partitions import hour_key, hourly_partitions
-from sreops import marks, paths, warehouse
+from assets.resources import WarehouseResource
+from sreops import marks, paths
+from sreops.warehouse import WarehouseLockedError
 from sreops.features import ASSET as FEATURES_ASSET
 from sreops.ingest import files as landing_files
 
@@ -64,7 +66,7 @@ def landing_run_requests(cursor: str | None, now: float, landing: Path, warehous
     note = ""
     try:
         new_marks = marks.marks_after(warehouse_path, FEATURES_ASSET, last_mark, patience_s=READ_PATIENCE_SECONDS)
-    except warehouse.WarehouseLockedError:
+    except WarehouseLockedError:
         new_marks, note = [], "warehouse busy; hours touched by new files will be requested next tick"
     skipped = 0
     for hour_range in marks.group_hours(new_marks):
@@ -97,14 +99,13 @@ def landing_run_requests(cursor: str | None, now: float, landing: Path, warehous
     jobs=[ingest_job, features_job],
     minimum_interval_seconds=5,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    required_resource_keys={"warehouse"},
     description="Every few seconds: ingest new metric files, then rebuild exactly the hours they touched.",
 )
-def landing_metrics_sensor(context: dg.SensorEvaluationContext):
+def landing_metrics_sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseResource):
     """New landing files → `ingest_metrics`; hours they touched → `build_features`."""
     keys = set(hourly_partitions.get_partition_keys())
     requests, cursor, note = landing_run_requests(
-        context.cursor, time.time(), paths.landing_metrics(), context.resources.warehouse.path, keys
+        context.cursor, time.time(), paths.landing_metrics(), warehouse.path, keys
     )
     context.update_cursor(cursor)
     if note:

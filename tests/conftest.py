@@ -9,6 +9,8 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# Fixed first partition, so tests that use November 2026 hours do not depend on today's date.
+os.environ.setdefault("SREOPS_PARTITIONS_START", "2026-01-01")
 
 
 @pytest.fixture
