@@ -59,7 +59,7 @@ def test_48_partition_backfill_with_concurrent_runs_has_no_lock_errors(warehouse
     outputs = [w.communicate(timeout=1500)[0] for w in workers]
     assert all(w.returncode == 0 for w in workers), "\n".join(outputs)
 
-    with dg.DagsterInstance.from_ref(dg.InstanceRef.from_dir(str(dagster_home))) as instance:
+    with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
         runs = instance.get_runs()
         assert len(runs) == len(ranges) and all(r.status == dg.DagsterRunStatus.SUCCESS for r in runs)
         records = instance.get_records_for_run(runs[0].run_id).records
