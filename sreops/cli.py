@@ -2,7 +2,7 @@
 
 Each subcommand lives in the module that owns the work; that module exposes
 `add_arguments(parser)` and `run(args) -> int`. This file only wires them together, importing
-a module when its command is built so heavy dependencies load only where they are used.
+only the module of the command being run, so heavy dependencies load only where they are used.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ COMMANDS: dict[tuple[str | None, str], tuple[str, str]] = {
     ("eval", "autoscale"): ("sreops.evaluation.autoscale", "backtest scaling recommendations on a demand trace"),
     ("alerts", "list"): ("sreops.alerting.commands", "list alerts and their delivery state"),
     ("alerts", "test"): ("sreops.alerting.commands", "post a sample alert to Slack"),
+    ("alerts", "serve"): ("sreops.alerting.commands", "serve Slack's interactivity endpoint (alert buttons)"),
 }
 
 GROUP_HELP = {
@@ -35,19 +36,32 @@ GROUP_HELP = {
 
 
 def _available(module: str) -> bool:
-    return importlib.util.find_spec(module) is not None
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:
+        return False
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The full argument parser, with one subparser per available command."""
+def _chosen(argv: Sequence[str]) -> tuple[str | None, str | None]:
+    """The (group, name) the arguments select, read without importing any command module."""
+    words = [w for w in argv if not w.startswith("-")]
+    if not words:
+        return None, None
+    if words[0] in GROUP_HELP:
+        return words[0], (words[1] if len(words) > 1 else None)
+    return None, words[0]
+
+
+def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
+    """The argument parser; only the chosen command's module is imported (a broken stage stays local)."""
     parser = argparse.ArgumentParser(prog="sreops", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     top = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     groups: dict[str, argparse._SubParsersAction] = {}
+    chosen = _chosen(argv)
     for (group, name), (module_name, help_text) in COMMANDS.items():
         if not _available(module_name):
             continue
-        module = importlib.import_module(module_name)
         if group is None:
             sub = top.add_parser(name, help=help_text, description=help_text)
         else:
@@ -55,6 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
                 group_parser = top.add_parser(group, help=GROUP_HELP[group])
                 groups[group] = group_parser.add_subparsers(dest="subcommand", required=True, metavar="WHAT")
             sub = groups[group].add_parser(name, help=help_text, description=help_text)
+        if (group, name) != chosen:
+            continue
+        module = importlib.import_module(module_name)
         adder = getattr(module, f"add_{name}_arguments", None) or module.add_arguments
         runner = getattr(module, f"run_{name}", None) or module.run
         adder(sub)
@@ -64,7 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `sreops` console script."""
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser(argv).parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
