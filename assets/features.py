@@ -21,10 +21,16 @@ MATCHES_SAMPLES = "counts_match_samples"
     # (and `dagster asset materialize --partition-range` works).
     backfill_policy=dg.BackfillPolicy.single_run(),
     check_specs=[
-        dg.AssetCheckSpec(NO_DUPLICATES, asset="metric_features_1m",
-                          description="Each (minute, service, metric) appears once."),
-        dg.AssetCheckSpec(MATCHES_SAMPLES, asset="metric_features_1m",
-                          description="The features count exactly the distinct samples of their hours."),
+        dg.AssetCheckSpec(
+            NO_DUPLICATES,
+            asset="metric_features_1m",
+            description="Each (minute, service, metric) appears once.",
+        ),
+        dg.AssetCheckSpec(
+            MATCHES_SAMPLES,
+            asset="metric_features_1m",
+            description="The features count exactly the distinct samples of their hours.",
+        ),
     ],
 )
 def metric_features_1m(context: dg.AssetExecutionContext, warehouse: WarehouseResource):

@@ -9,10 +9,12 @@ from assets.metadata import preview
 from assets.resources import WarehouseResource
 from sreops.ingest import files as landing_files
 
+
 class IngestConfig(dg.Config):
     """Which files to ingest; empty means every finished file in the landing folder."""
 
     files: list[str] = []
+
 
 @dg.asset(group_name="metrics", pool="warehouse", kinds={"duckdb"})
 def metric_samples(
@@ -28,8 +30,16 @@ def metric_samples(
         if result.status == "quarantined":
             context.log.warning(result.error)
     table = pd.DataFrame(
-        [{"file": r.path.name, "status": r.status, "rows": r.rows, "hours": len(r.hours), "error": r.error or ""}
-         for r in results]
+        [
+            {
+                "file": r.path.name,
+                "status": r.status,
+                "rows": r.rows,
+                "hours": len(r.hours),
+                "error": r.error or "",
+            }
+            for r in results
+        ]
     )
     hours = sorted({h for r in results for h in r.hours})
     return dg.MaterializeResult(
@@ -46,6 +56,9 @@ def metric_samples(
         }
     )
 
+
 ASSETS = [metric_samples]
-ingest_job = dg.define_asset_job("ingest_metrics", selection=[metric_samples], description="Ingest landing files.")
+ingest_job = dg.define_asset_job(
+    "ingest_metrics", selection=[metric_samples], description="Ingest landing files."
+)
 JOBS = [ingest_job]

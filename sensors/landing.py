@@ -12,9 +12,9 @@ from assets.ingest import ingest_job
 from assets.partitions import hour_key, hourly_partitions
 from assets.resources import WarehouseResource
 from sreops import marks, paths
-from sreops.warehouse import WarehouseLockedError
 from sreops.features import ASSET as FEATURES_ASSET
 from sreops.ingest import files as landing_files
+from sreops.warehouse import WarehouseLockedError
 
 MAX_FILES_PER_RUN = 50
 SETTLE_SECONDS = 1.0  # a file must be this old, so a writer that does not rename is done
@@ -27,8 +27,9 @@ def _signature(path: Path) -> str:
     return f"{stat.st_mtime_ns}:{stat.st_size}"
 
 
-def landing_run_requests(cursor: str | None, now: float, landing: Path, warehouse_path: str,
-                         partition_keys: set[str] | None = None) -> tuple[list[dg.RunRequest], str, str]:
+def landing_run_requests(
+    cursor: str | None, now: float, landing: Path, warehouse_path: str, partition_keys: set[str] | None = None
+) -> tuple[list[dg.RunRequest], str, str]:
     """The run requests for one tick, the new cursor, and a note on what was skipped."""
     state = json.loads(cursor) if cursor else {}
     requested: dict[str, list] = state.get("files", {})
@@ -65,7 +66,9 @@ def landing_run_requests(cursor: str | None, now: float, landing: Path, warehous
 
     note = ""
     try:
-        new_marks = marks.marks_after(warehouse_path, FEATURES_ASSET, last_mark, patience_s=READ_PATIENCE_SECONDS)
+        new_marks = marks.marks_after(
+            warehouse_path, FEATURES_ASSET, last_mark, patience_s=READ_PATIENCE_SECONDS
+        )
     except WarehouseLockedError:
         new_marks, note = [], "warehouse busy; hours touched by new files will be requested next tick"
     skipped = 0
@@ -113,4 +116,6 @@ def landing_metrics_sensor(context: dg.SensorEvaluationContext, warehouse: Wareh
     if not requests:
         return dg.SkipReason(note or "no new files and no hours to rebuild")
     return requests
+
+
 SENSORS = [landing_metrics_sensor]

@@ -11,7 +11,9 @@ MAX_WINDOW = dt.timedelta(hours=1)  # catch up an hour per tick after an outage
 FIRST_WINDOW = dt.timedelta(hours=1)
 
 
-def scrape_window(cursor: str | None, now: dt.datetime, step_s: int) -> tuple[dt.datetime, dt.datetime] | None:
+def scrape_window(
+    cursor: str | None, now: dt.datetime, step_s: int
+) -> tuple[dt.datetime, dt.datetime] | None:
     """[start, end) to read now: from the cursor (or an hour back) to the last whole step, at most an hour."""
     step = dt.timedelta(seconds=step_s)
     epoch = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)

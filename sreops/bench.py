@@ -63,7 +63,9 @@ def run(args: argparse.Namespace) -> int:
     for stage in stages:
         module_name, function = BENCHMARKS[stage]
         if importlib.util.find_spec(module_name) is None:
-            rows.append({"stage": stage, "name": "(not available)", "value": "", "unit": "", "note": module_name})
+            rows.append(
+                {"stage": stage, "name": "(not available)", "value": "", "unit": "", "note": module_name}
+            )
             continue
         started = time.perf_counter()
         print(f"running {stage} benchmark…", file=sys.stderr, flush=True)

@@ -23,7 +23,10 @@ COMMANDS: dict[tuple[str | None, str], tuple[str, str]] = {
     (None, "bench"): ("sreops.bench", "run the benchmarks and print a table of measured numbers"),
     ("eval", "nab"): ("sreops.evaluation.nab", "score the detector on NAB data files"),
     ("eval", "loghub"): ("sreops.evaluation.loghub", "score log clustering on Loghub datasets"),
-    ("eval", "autoscale"): ("sreops.evaluation.autoscale", "backtest scaling recommendations on a demand trace"),
+    ("eval", "autoscale"): (
+        "sreops.evaluation.autoscale",
+        "backtest scaling recommendations on a demand trace",
+    ),
     ("alerts", "list"): ("sreops.alerting.commands", "list alerts and their delivery state"),
     ("alerts", "test"): ("sreops.alerting.commands", "post a sample alert to Slack"),
     ("alerts", "serve"): ("sreops.alerting.commands", "serve Slack's interactivity endpoint (alert buttons)"),

@@ -74,8 +74,11 @@ class DetectionConfig(_Section):
 
 
 class SlackRoute(_Section):
+    """First matching route wins: service and kind match (None matches any), severity at least min."""
+
     channel: str
     service: str | None = None
+    kind: str | None = None
     min_severity: Severity = "warning"
 
 
@@ -104,15 +107,58 @@ class AlertingConfig(_Section):
     min_severity: Severity = "warning"
     routes: list[SlackRoute] = Field(default_factory=list)
     silences: list[Silence] = Field(default_factory=list)
+    reopen_minutes: int = Field(
+        default=60, ge=0, description="A re-fire this soon after resolution re-opens the same thread."
+    )
+    snooze_minutes: int = Field(default=60, ge=1, description="How long the Snooze button silences an alert.")
+    digest_hour_utc: int = Field(default=8, ge=0, le=23)
+    digest_channel: str | None = Field(default=None, description="Default: default_channel.")
+    source_stale_minutes: int = Field(
+        default=10, ge=1, description="A source silent this long (and well past its cadence) raises an alert."
+    )
+    model_max_age_hours: float = Field(
+        default=36.0, gt=0, description="A model family not retrained for this long raises an alert."
+    )
+    pacing_seconds: float = Field(
+        default=1.0, ge=0, description="Least time between two messages to one channel (Slack: ~1/s)."
+    )
 
 
 class ForecastingConfig(_Section):
-    horizon_hours: int = Field(default=24, ge=1)
-    training_days: int = Field(default=14, ge=1)
+    """Prophet fits and the scaling policy; defaults chosen by the backtest (docs/forecasting.md)."""
+
+    horizon_hours: int = Field(default=24, ge=1, description="Hours of advice after each decision.")
+    training_days: int = Field(default=14, ge=2)
+    refit_hours: int = Field(default=24, ge=1, description="Prophet refits this often; advice is hourly.")
+    interval_width: float = Field(default=0.8, gt=0, lt=1, description="Prophet's yhat_lower/upper band.")
+    band_quantile: float = Field(
+        default=0.55, gt=0, lt=1, description="Quantile of the next hour's peak that replicas must cover."
+    )
+    headroom: float = Field(default=0.15, ge=0, description="Capacity above the upper band (0.15 = 15 %).")
+    correction_halflife_hours: float = Field(default=6.0, gt=0)
+    calibration_hours: int = Field(default=168, ge=24)
+    floor_minutes: int = Field(default=15, ge=1, description="Never below what this recent load needs.")
+    scale_in_tolerance: int = Field(default=1, ge=0, description="Ignore scale-ins of at most this many.")
+    workers: int | None = Field(default=None, ge=1, description="Parallel fit processes. Default: all CPUs.")
 
 
 class LogsConfig(_Section):
-    similarity_threshold: float | None = Field(default=None, gt=0, le=1)
+    """Log ingestion and clustering (one configuration for every service; see docs/logs.md)."""
+
+    similarity_threshold: float | None = Field(
+        default=None, gt=0, le=1, description="Cosine needed to join a variable-length value. Default: 0.8."
+    )
+    min_distinct_values: int = Field(
+        default=4, ge=2, description="Distinct words one position must show before it counts as a variable."
+    )
+    use_embeddings: bool = Field(default=True, description="Use the sentence-embedding model (all-MiniLM-L6-v2).")
+    new_pattern_alerts: bool = True
+    new_pattern_min_level: Literal["warning", "error", "critical"] = "warning"
+    max_new_pattern_alerts: int = Field(default=20, ge=0, description="Per service and clustering run.")
+    flush_idle_seconds: float = Field(
+        default=2.0, ge=0, description="A file idle this long has its last record (maybe multi-line) read."
+    )
+    max_bytes_per_file: int = Field(default=64 << 20, ge=1 << 16, description="Read per file and run.")
 
 
 class Config(_Section):
@@ -175,7 +221,13 @@ def current() -> Config:
 
 
 def partitions_start(cfg: Config, today: dt.date | None = None) -> dt.date:
-    """First partition day: configured, else the first day of the previous month (UTC)."""
+    """First partition day: `$SREOPS_PARTITIONS_START`, the config, else the previous month's first day."""
+    override = os.environ.get("SREOPS_PARTITIONS_START")
+    if override:
+        try:
+            return dt.date.fromisoformat(override)
+        except ValueError as exc:
+            raise ConfigError(f"SREOPS_PARTITIONS_START={override!r} is not a date (YYYY-MM-DD)") from exc
     if cfg.partitions.start is not None:
         return cfg.partitions.start
     today = today or dt.datetime.now(dt.UTC).date()

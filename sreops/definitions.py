@@ -18,6 +18,10 @@ STAGE_MODULES = (
     "assets.ingest",
     "assets.features",
     "sensors.landing",
+    "sensors.prometheus",
+    "sensors.delivery",
+    "sensors.failures",
+    "sensors.digest",
 )
 
 

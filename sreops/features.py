@@ -84,7 +84,19 @@ WHERE minute >= $start
 """
 
 FEATURE_COLUMNS = (
-    "minute", "service", "metric", "n", "mean", "min", "max", "std", "last", "first", "sum", "delta", "rate",
+    "minute",
+    "service",
+    "metric",
+    "n",
+    "mean",
+    "min",
+    "max",
+    "std",
+    "last",
+    "first",
+    "sum",
+    "delta",
+    "rate",
     "gap_minutes",
 )
 
@@ -151,7 +163,9 @@ def duplicate_keys(warehouse_path: str | Path | None, start: dt.datetime, end: d
         ).fetchone()[0]
 
 
-def sample_count_mismatch(warehouse_path: str | Path | None, start: dt.datetime, end: dt.datetime) -> tuple[int, int]:
+def sample_count_mismatch(
+    warehouse_path: str | Path | None, start: dt.datetime, end: dt.datetime
+) -> tuple[int, int]:
     """(samples counted by the features, distinct samples in the warehouse) for [start, end)."""
     with warehouse.connect(warehouse_path) as con:
         counted = con.execute(
@@ -189,5 +203,7 @@ def run(args: argparse.Namespace) -> int:
     end = dt.datetime.fromisoformat(args.end) if args.end else start + dt.timedelta(hours=1)
     for hour in tqdm(hours_between(start, end), desc="features", unit="hour"):
         build = build_hour(None, hour)
-        tqdm.write(f"{build.hour:%Y-%m-%d %H:00}  {build.rows} rows from {build.samples} samples, {build.series} series")
+        tqdm.write(
+            f"{build.hour:%Y-%m-%d %H:00}  {build.rows} rows from {build.samples} samples, {build.series} series"
+        )
     return 0

@@ -123,4 +123,193 @@ FOUNDATION = (
 
 # Stages append their tuples here (detection 100–199, alerting 200–299, forecasting 300–399,
 # logs 400–499).
-MIGRATIONS: tuple[Migration, ...] = FOUNDATION
+ALERTING = (
+    Migration(
+        200,
+        "alert feedback, delivery log, delivery state",
+        (
+            # One row per button press (acknowledge, snooze, not an anomaly); feedback_id is
+            # derived from Slack's action so a retried request lands once.
+            """CREATE TABLE alert_feedback (
+                feedback_id VARCHAR PRIMARY KEY,
+                alert_id VARCHAR NOT NULL,
+                fingerprint VARCHAR,
+                kind VARCHAR,
+                service VARCHAR,
+                detector VARCHAR,
+                action VARCHAR NOT NULL,
+                user_id VARCHAR,
+                user_name VARCHAR,
+                created_at TIMESTAMP NOT NULL,
+                snooze_until TIMESTAMP,
+                first_minute TIMESTAMP,
+                last_minute TIMESTAMP,
+                pattern VARCHAR,
+                source VARCHAR NOT NULL
+            )""",
+            # Every Slack call made (or withheld) for an alert revision: intents are written before
+            # a call, so a crash between posting and recording is reconciled instead of re-posted.
+            "CREATE SEQUENCE IF NOT EXISTS alert_deliveries_seq START 1",
+            """CREATE TABLE alert_deliveries (
+                delivery_id BIGINT PRIMARY KEY,
+                alert_id VARCHAR NOT NULL,
+                revision INTEGER NOT NULL,
+                step VARCHAR NOT NULL,
+                step_key VARCHAR NOT NULL,
+                channel VARCHAR,
+                thread_ts VARCHAR,
+                message_ts VARCHAR,
+                state VARCHAR NOT NULL,
+                note VARCHAR,
+                snapshot VARCHAR,
+                attempted_at TIMESTAMP NOT NULL
+            )""",
+            """CREATE TABLE alert_delivery_state (
+                key VARCHAR PRIMARY KEY,
+                value VARCHAR NOT NULL,
+                updated_at TIMESTAMP NOT NULL
+            )""",
+        ),
+    ),
+)
+
+# Logs (400–499): lines read from landing/logs, their clusters, per-minute counts, and caches.
+LOGS = (
+    Migration(
+        401,
+        "log lines, file offsets, clusters, minute counts, embedding cache",
+        (
+            "CREATE SEQUENCE IF NOT EXISTS log_lines_seq START 1",
+            # One row per log record (a first line and its continuation lines); cluster_id is
+            # filled in by clustering, which runs apart from ingestion.
+            """CREATE TABLE log_lines (
+                line_id BIGINT NOT NULL,
+                ts TIMESTAMP NOT NULL,
+                service VARCHAR NOT NULL,
+                source_file VARCHAR NOT NULL,
+                line_no BIGINT NOT NULL,
+                message VARCHAR NOT NULL,
+                level VARCHAR,
+                cluster_id VARCHAR,
+                byte_offset BIGINT NOT NULL,
+                ingested_at TIMESTAMP NOT NULL
+            )""",
+            # Where reading stopped in each file, by file identity (device, inode) so a rotated
+            # file keeps its place; fingerprint = hash of the first bytes, to spot a reused inode.
+            """CREATE TABLE log_offsets (
+                service VARCHAR NOT NULL,
+                path VARCHAR NOT NULL,
+                device BIGINT NOT NULL,
+                inode BIGINT NOT NULL,
+                fingerprint VARCHAR NOT NULL,
+                fingerprint_bytes INTEGER NOT NULL,
+                byte_offset BIGINT NOT NULL,
+                line_no BIGINT NOT NULL,
+                header VARCHAR,
+                updated_at TIMESTAMP NOT NULL
+            )""",
+            # Cluster state and description; tokens (JSON) is the clusterer's template, merged
+            # clusters stay with merged_into set so old ids still resolve.
+            """CREATE TABLE log_clusters (
+                cluster_id VARCHAR NOT NULL,
+                service VARCHAR NOT NULL,
+                template VARCHAR NOT NULL,
+                size BIGINT NOT NULL,
+                first_seen TIMESTAMP,
+                last_seen TIMESTAMP,
+                max_level VARCHAR,
+                example VARCHAR,
+                merged_into VARCHAR,
+                similar_cluster_id VARCHAR,
+                similarity DOUBLE,
+                seq BIGINT NOT NULL,
+                origin VARCHAR NOT NULL,
+                tokens VARCHAR NOT NULL,
+                updated_at TIMESTAMP NOT NULL
+            )""",
+            """CREATE TABLE log_cluster_counts_1m (
+                minute TIMESTAMP NOT NULL,
+                service VARCHAR NOT NULL,
+                cluster_id VARCHAR NOT NULL,
+                count BIGINT NOT NULL
+            )""",
+            # Sentence embeddings of masked texts, so a text embedded once is never embedded again.
+            """CREATE TABLE log_embeddings (
+                text_hash VARCHAR NOT NULL,
+                model VARCHAR NOT NULL,
+                text VARCHAR NOT NULL,
+                vector FLOAT[] NOT NULL,
+                created_at TIMESTAMP NOT NULL
+            )""",
+            # Bumped by every clustering run of a service: a run that finds it moved lost a race.
+            """CREATE TABLE log_cluster_state (
+                service VARCHAR NOT NULL,
+                version BIGINT NOT NULL,
+                updated_at TIMESTAMP NOT NULL
+            )""",
+        ),
+    ),
+)
+
+# Forecasting (300–399): Prophet fit metadata, hourly forecasts, scaling advice.
+FORECASTING = (
+    Migration(
+        300,
+        "forecast fits, forecasts, scaling recommendations",
+        (
+            # One row per Prophet fit of a (service, metric) series; params (JSON) warm-start the
+            # next fit, model_path is the serialized model under $SREOPS_HOME/models/forecasting.
+            """CREATE TABLE forecast_fits (
+                fit_id VARCHAR PRIMARY KEY,
+                service VARCHAR NOT NULL,
+                metric VARCHAR NOT NULL,
+                fitted_at TIMESTAMP NOT NULL,
+                training_hours INTEGER NOT NULL,
+                scale DOUBLE NOT NULL,
+                params VARCHAR NOT NULL,
+                warm_started BOOLEAN NOT NULL,
+                fit_seconds DOUBLE NOT NULL,
+                mase DOUBLE,
+                settings VARCHAR NOT NULL,
+                model_path VARCHAR,
+                created_at TIMESTAMP NOT NULL
+            )""",
+            # Hourly peak forecasts. Rows with in_sample = true are the fit's values over its
+            # training hours (kept for the latest fit only: the policy calibrates on them).
+            """CREATE TABLE forecasts (
+                ts TIMESTAMP NOT NULL,
+                service VARCHAR NOT NULL,
+                metric VARCHAR NOT NULL,
+                yhat DOUBLE NOT NULL,
+                yhat_lower DOUBLE NOT NULL,
+                yhat_upper DOUBLE NOT NULL,
+                generated_at TIMESTAMP NOT NULL,
+                fit_id VARCHAR NOT NULL,
+                in_sample BOOLEAN NOT NULL,
+                statistic VARCHAR NOT NULL
+            )""",
+            # One row per (service, window_start): the latest advice for that hour.
+            """CREATE TABLE scaling_recommendations (
+                service VARCHAR NOT NULL,
+                metric VARCHAR NOT NULL,
+                window_start TIMESTAMP NOT NULL,
+                window_end TIMESTAMP NOT NULL,
+                recommended_replicas INTEGER NOT NULL,
+                forecast_peak DOUBLE NOT NULL,
+                upper_peak DOUBLE NOT NULL,
+                current_load DOUBLE,
+                capacity_per_replica DOUBLE NOT NULL,
+                capacity_source VARCHAR NOT NULL,
+                min_replicas INTEGER NOT NULL,
+                max_replicas INTEGER NOT NULL,
+                reason VARCHAR NOT NULL,
+                mode VARCHAR NOT NULL,
+                fit_id VARCHAR NOT NULL,
+                generated_at TIMESTAMP NOT NULL,
+                PRIMARY KEY (service, window_start)
+            )""",
+        ),
+    ),
+)
+
+MIGRATIONS: tuple[Migration, ...] = FOUNDATION + ALERTING + LOGS + FORECASTING

@@ -78,6 +78,7 @@ def _open(path: Path, patience_s: float) -> duckdb.DuckDBPyConnection:
     tmp = path.parent / "tmp"
     con.execute("SET temp_directory = ?", [str(tmp)])
     con.execute("SET preserve_insertion_order = false")
+    con.execute("SET enable_progress_bar = false")
     memory = os.environ.get("SREOPS_DUCKDB_MEMORY")
     if memory:
         con.execute("SET memory_limit = ?", [memory])
@@ -157,9 +158,7 @@ def migrate_connection(
             )
         except Exception as exc:
             con.execute("ROLLBACK")
-            raise MigrationError(
-                f"migration {migration.version} ({migration.name}) failed: {exc}"
-            ) from exc
+            raise MigrationError(f"migration {migration.version} ({migration.name}) failed: {exc}") from exc
         con.execute("COMMIT")
         applied.append(migration.version)
         log.info("warehouse migrated to %d (%s)", migration.version, migration.name)

@@ -68,19 +68,38 @@ def bench_ingest(samples: int = INGEST_SAMPLES) -> list[dict]:
                 warehouse_file = folder / f"wh-{fmt}-{attempt}.duckdb"
                 out = subprocess.run(
                     [sys.executable, "-c", _INGEST_CHILD, str(path), str(warehouse_file)],
-                    capture_output=True, text=True, check=True,
+                    capture_output=True,
+                    text=True,
+                    check=True,
                 ).stdout.split()
                 ours.append((float(out[0]), int(out[1]), int(out[2])))
             seconds, count, peak_mib = min(ours)
             size_mib = path.stat().st_size / 2**20
             rows += [
-                {"name": f"{fmt} ingest ({count:,} samples, {size_mib:.0f} MiB)", "value": count / seconds,
-                 "unit": "rows/s", "note": f"{seconds:.2f} s incl. hashing, validation, hour marks"},
-                {"name": f"{fmt} bare DuckDB load", "value": count / bare, "unit": "rows/s",
-                 "note": f"{bare:.2f} s, CREATE TABLE AS SELECT * FROM read_{'csv' if fmt == 'csv' else 'parquet'}"},
-                {"name": f"{fmt} ingest / bare speed", "value": bare / seconds, "unit": "ratio", "note": "target >= 0.70"},
-                {"name": f"{fmt} ingest peak memory", "value": peak_mib, "unit": "MiB",
-                 "note": f"whole process; file is {size_mib:.0f} MiB"},
+                {
+                    "name": f"{fmt} ingest ({count:,} samples, {size_mib:.0f} MiB)",
+                    "value": count / seconds,
+                    "unit": "rows/s",
+                    "note": f"{seconds:.2f} s incl. hashing, validation, hour marks",
+                },
+                {
+                    "name": f"{fmt} bare DuckDB load",
+                    "value": count / bare,
+                    "unit": "rows/s",
+                    "note": f"{bare:.2f} s, CREATE TABLE AS SELECT * FROM read_{'csv' if fmt == 'csv' else 'parquet'}",
+                },
+                {
+                    "name": f"{fmt} ingest / bare speed",
+                    "value": bare / seconds,
+                    "unit": "ratio",
+                    "note": "target >= 0.70",
+                },
+                {
+                    "name": f"{fmt} ingest peak memory",
+                    "value": peak_mib,
+                    "unit": "MiB",
+                    "note": f"whole process; file is {size_mib:.0f} MiB",
+                },
             ]
     return rows
 
@@ -108,7 +127,11 @@ def bench_features(series: int = FEATURE_SERIES) -> list[dict]:
             timings.append(time.perf_counter() - started)
     assert build.samples == per_hour
     return [
-        {"name": f"features, one hour of {series:,} series ({per_hour:,} samples)", "value": min(timings),
-         "unit": "s", "note": f"best of 3 (all: {', '.join(f'{t:.2f}' for t in timings)}); target <= 5 s"},
+        {
+            "name": f"features, one hour of {series:,} series ({per_hour:,} samples)",
+            "value": min(timings),
+            "unit": "s",
+            "note": f"best of 3 (all: {', '.join(f'{t:.2f}' for t in timings)}); target <= 5 s",
+        },
         {"name": "features throughput", "value": per_hour / min(timings), "unit": "samples/s", "note": ""},
     ]

@@ -48,8 +48,13 @@ class DemoFleet:
 
 def _incident(service: str, kind: str, metrics: list[str], start: dt.datetime, minutes: float) -> dict:
     end = start + dt.timedelta(minutes=minutes)
-    return {"service": service, "kind": kind, "metrics": metrics, "start": start.isoformat() + "Z",
-            "end": end.isoformat() + "Z"}
+    return {
+        "service": service,
+        "kind": kind,
+        "metrics": metrics,
+        "start": start.isoformat() + "Z",
+        "end": end.isoformat() + "Z",
+    }
 
 
 def _plan(start: dt.datetime, days: float, rng: np.random.Generator) -> list[dict]:
@@ -79,7 +84,9 @@ def _plan(start: dt.datetime, days: float, rng: np.random.Generator) -> list[dic
     return sorted(plan, key=lambda item: item["start"])
 
 
-def _series(ts: pd.DatetimeIndex, service: str, plan: list[dict], rng: np.random.Generator) -> dict[str, np.ndarray]:
+def _series(
+    ts: pd.DatetimeIndex, service: str, plan: list[dict], rng: np.random.Generator
+) -> dict[str, np.ndarray]:
     peak_rps, base_latency, base_memory, replicas = SERVICES[service]
     n = len(ts)
     hours = ts.hour.to_numpy() + ts.minute.to_numpy() / 60.0
@@ -101,7 +108,9 @@ def _series(ts: pd.DatetimeIndex, service: str, plan: list[dict], rng: np.random
         begin = pd.Timestamp(item["start"]).tz_localize(None)
         finish = pd.Timestamp(item["end"]).tz_localize(None)
         inside = (ts >= begin) & (ts < finish)
-        progress = np.clip((ts - begin).total_seconds().to_numpy() / max((finish - begin).total_seconds(), 1), 0, 1)
+        progress = np.clip(
+            (ts - begin).total_seconds().to_numpy() / max((finish - begin).total_seconds(), 1), 0, 1
+        )
         return np.asarray(inside), progress
 
     for item in plan:
@@ -141,9 +150,7 @@ def _series(ts: pd.DatetimeIndex, service: str, plan: list[dict], rng: np.random
     }
 
 
-def generate(
-    start: dt.datetime, days: float = 7, step_seconds: int = 30, seed: int = 7
-) -> DemoFleet:
+def generate(start: dt.datetime, days: float = 7, step_seconds: int = 30, seed: int = 7) -> DemoFleet:
     """The whole fleet from `start` (naive UTC) for `days`, one sample per series every `step_seconds`."""
     if not 10 <= step_seconds <= 60:
         raise ValueError("step_seconds must be between 10 and 60")
@@ -155,7 +162,9 @@ def generate(
     for service in SERVICES:
         values = _series(ts, service, plan, rng)
         for metric in METRICS:
-            frames.append(pd.DataFrame({"ts": ts, "service": service, "metric": metric, "value": values[metric]}))
+            frames.append(
+                pd.DataFrame({"ts": ts, "service": service, "metric": metric, "value": values[metric]})
+            )
     samples = pd.concat(frames, ignore_index=True).sort_values(["ts", "service", "metric"], kind="stable")
     return DemoFleet(samples=samples.reset_index(drop=True), incidents=plan)
 
@@ -204,7 +213,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--days", type=float, default=7.0, help="length of history (default 7)")
     parser.add_argument("--step", type=int, default=30, help="seconds between samples, 10–60 (default 30)")
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--start", help="first timestamp, ISO-8601 UTC (default: DAYS before the current hour)")
+    parser.add_argument(
+        "--start", help="first timestamp, ISO-8601 UTC (default: DAYS before the current hour)"
+    )
     parser.add_argument("--out", type=Path, help="folder for the files (default: the metrics landing folder)")
 
 
@@ -214,7 +225,9 @@ def run(args: argparse.Namespace) -> int:
     fleet = generate(start, days=args.days, step_seconds=args.step, seed=args.seed)
     files = write_landing_files(fleet, args.out or paths.landing_metrics())
     truth = write_ground_truth(fleet, paths.demo_dir())
-    print(f"wrote {len(fleet.samples):,} samples for {fleet.samples['service'].nunique()} services in "
-          f"{len(files)} files under {files[0].parent}")
+    print(
+        f"wrote {len(fleet.samples):,} samples for {fleet.samples['service'].nunique()} services in "
+        f"{len(files)} files under {files[0].parent}"
+    )
     print(f"ground truth of {len(fleet.incidents)} injected events in {truth}")
     return 0

@@ -113,7 +113,9 @@ def _columns(con: duckdb.DuckDBPyConnection, path: Path, fmt: str) -> dict[str, 
     try:
         rows = con.execute(f"DESCRIBE SELECT * FROM {_reader(fmt)}", {"path": str(path)}).fetchall()
     except duckdb.Error as exc:
-        raise MalformedFileError(f"metrics file {path.name}: cannot be read as {fmt}: {_first_line(exc)}") from exc
+        raise MalformedFileError(
+            f"metrics file {path.name}: cannot be read as {fmt}: {_first_line(exc)}"
+        ) from exc
     return {row[0]: row[1] for row in rows}
 
 
@@ -135,8 +137,20 @@ def _resolve_columns(path: Path, columns: dict[str, str]) -> dict[str, str]:
     return {c: by_norm[c] for c in REQUIRED_COLUMNS}
 
 
-_NUMERIC = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "FLOAT", "DOUBLE", "DECIMAL", "UTINYINT",
-            "USMALLINT", "UINTEGER", "UBIGINT")
+_NUMERIC = (
+    "TINYINT",
+    "SMALLINT",
+    "INTEGER",
+    "BIGINT",
+    "HUGEINT",
+    "FLOAT",
+    "DOUBLE",
+    "DECIMAL",
+    "UTINYINT",
+    "USMALLINT",
+    "UINTEGER",
+    "UBIGINT",
+)
 
 
 def _epoch_expr(col: str) -> str:
@@ -174,20 +188,24 @@ def _select_sql(columns: dict[str, str], resolved: dict[str, str], fmt: str) -> 
         types = {resolved["service"]: "VARCHAR", resolved["metric"]: "VARCHAR", resolved["value"]: "DOUBLE"}
     ts_kind = columns[resolved["timestamp"]]
     value_kind = "DOUBLE" if fmt == "csv" else columns[resolved["value"]]
-    value = f"CAST({q['value']} AS DOUBLE)" if value_kind.upper().startswith(_NUMERIC) else (
-        f"CAST(trim(CAST({q['value']} AS VARCHAR)) AS DOUBLE)"
+    value = (
+        f"CAST({q['value']} AS DOUBLE)"
+        if value_kind.upper().startswith(_NUMERIC)
+        else (f"CAST(trim(CAST({q['value']} AS VARCHAR)) AS DOUBLE)")
     )
     extra = [c for c in columns if c not in resolved.values()]
     labels = (
-        "CAST(to_json(struct_pack(" + ", ".join(f"{_quote(c)} := {_quote(c)}" for c in extra) + ")) AS VARCHAR)"
+        "CAST(to_json(struct_pack("
+        + ", ".join(f"{_quote(c)} := {_quote(c)}" for c in extra)
+        + ")) AS VARCHAR)"
         if extra
         else "CAST(NULL AS VARCHAR)"
     )
     select = (
         f"SELECT {_ts_expr(q['timestamp'], ts_kind)} AS ts,"
-        f" CASE WHEN nullif(trim(CAST({q['service']} AS VARCHAR)), '') IS NULL"
+        f" CASE WHEN coalesce(CAST({q['service']} AS VARCHAR), '') = ''"
         f"  THEN error('empty service') ELSE CAST({q['service']} AS VARCHAR) END AS service,"
-        f" CASE WHEN nullif(trim(CAST({q['metric']} AS VARCHAR)), '') IS NULL"
+        f" CASE WHEN coalesce(CAST({q['metric']} AS VARCHAR), '') = ''"
         f"  THEN error('empty metric') ELSE CAST({q['metric']} AS VARCHAR) END AS metric,"
         f" CASE WHEN isfinite({value}) THEN {value} ELSE error('value not finite') END AS value,"
         f" $source AS source, $file_id AS file_id, {labels} AS labels"
@@ -243,23 +261,21 @@ def _load(con: duckdb.DuckDBPyConnection, path: Path, fmt: str, source: str, dig
             f"INSERT INTO metric_samples (ts, service, metric, value, source, file_id, labels) {select} FROM {reader}",
             {"path": str(path), "source": source, "file_id": file_id},
         )
-        rows, min_ts, max_ts = con.execute(
-            "SELECT count(*), min(ts), max(ts) FROM metric_samples WHERE file_id = ?", [file_id]
-        ).fetchone()
-        if rows == 0:
+        per_hour = con.execute(
+            "SELECT date_trunc('hour', ts) AS hour, count(*), min(ts), max(ts) FROM metric_samples"
+            " WHERE file_id = ? GROUP BY hour ORDER BY hour",
+            [file_id],
+        ).fetchall()
+        if not per_hour:
             raise MalformedFileError(f"metrics file {path.name}: has a header but no rows")
+        hours = [row[0] for row in per_hour]
+        rows = sum(row[1] for row in per_hour)
+        min_ts, max_ts = per_hour[0][2], per_hour[-1][3]
         con.execute(
             "INSERT INTO ingested_files (file_id, path, sha256, size_bytes, rows, status, error, ingested_at,"
             " min_ts, max_ts, source) VALUES (?, ?, ?, ?, ?, 'ingested', NULL, now()::TIMESTAMP, ?, ?, ?)",
             [file_id, str(path), digest, path.stat().st_size, rows, min_ts, max_ts, source],
         )
-        hours = [
-            r[0]
-            for r in con.execute(
-                "SELECT DISTINCT date_trunc('hour', ts) AS hour FROM metric_samples WHERE file_id = ? ORDER BY hour",
-                [file_id],
-            ).fetchall()
-        ]
         con.executemany(
             "INSERT INTO partition_marks VALUES (nextval('partition_marks_seq'), ?, ?, ?, ?, now()::TIMESTAMP)",
             [[FEATURES_ASSET, hour, f"samples from {path.name}", file_id] for hour in hours],
@@ -275,7 +291,9 @@ def _load(con: duckdb.DuckDBPyConnection, path: Path, fmt: str, source: str, dig
     return FileResult(path=path, status="ingested", rows=rows, file_id=file_id, hours=hours)
 
 
-def _record_rejection(con: duckdb.DuckDBPyConnection, path: Path, digest: str, status: str, error: str | None) -> int:
+def _record_rejection(
+    con: duckdb.DuckDBPyConnection, path: Path, digest: str, status: str, error: str | None
+) -> int:
     file_id = con.execute("SELECT nextval('ingested_files_seq')").fetchone()[0]
     size = path.stat().st_size if path.exists() else 0
     con.execute(
@@ -325,12 +343,16 @@ def ingest_file(
             if path.stat().st_size == 0:
                 raise MalformedFileError(f"metrics file {path.name}: is empty (0 bytes)")
             seen = con.execute(
-                "SELECT file_id FROM ingested_files WHERE sha256 = ? AND status = 'ingested' LIMIT 1", [digest]
+                "SELECT file_id FROM ingested_files WHERE sha256 = ? AND status = 'ingested' LIMIT 1",
+                [digest],
             ).fetchone()
             if seen:
-                file_id = _record_rejection(con, path, digest, "duplicate", f"same content as file_id {seen[0]}")
-                result = FileResult(path=path, status="duplicate", file_id=file_id,
-                                    error=f"same content as file_id {seen[0]}")
+                file_id = _record_rejection(
+                    con, path, digest, "duplicate", f"same content as file_id {seen[0]}"
+                )
+                result = FileResult(
+                    path=path, status="duplicate", file_id=file_id, error=f"same content as file_id {seen[0]}"
+                )
             else:
                 result = _load(con, path, fmt, source, digest)
         except MalformedFileError as exc:
@@ -343,7 +365,11 @@ def ingest_file(
 
 
 def ingest_files(
-    files: Iterable[Path], warehouse_path: str | Path | None = None, *, source: str = "landing", move: bool = True
+    files: Iterable[Path],
+    warehouse_path: str | Path | None = None,
+    *,
+    source: str = "landing",
+    move: bool = True,
 ) -> list[FileResult]:
     """Ingest each file on its own, so one bad file never blocks the others."""
     return [ingest_file(Path(f), warehouse_path, source=source, move=move) for f in files]
@@ -366,7 +392,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of `sreops ingest`."""
     parser.add_argument("paths", nargs="*", help="files or folders (default: the landing folder)")
     parser.add_argument(
-        "--move", action="store_true", help="archive ingested files and quarantine bad ones (as the sensor does)"
+        "--move",
+        action="store_true",
+        help="archive ingested files and quarantine bad ones (as the sensor does)",
     )
     parser.add_argument("--source", default="cli", help="source label stored with the samples")
 

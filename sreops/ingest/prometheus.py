@@ -48,7 +48,9 @@ def query_range(base_url: str, query: str, start: dt.datetime, end: dt.datetime,
         detail = exc.read().decode("utf-8", "replace")[:200]
         raise PrometheusError(f"Prometheus {base_url} answered {exc.code} to {query!r}: {detail}") from exc
     except (urllib.error.URLError, TimeoutError, OSError) as exc:
-        raise PrometheusError(f"Prometheus {base_url} is unreachable ({exc}); check sources.prometheus.url") from exc
+        raise PrometheusError(
+            f"Prometheus {base_url} is unreachable ({exc}); check sources.prometheus.url"
+        ) from exc
     except json.JSONDecodeError as exc:
         raise PrometheusError(f"Prometheus {base_url} sent a body that is not JSON for {query!r}") from exc
     if body.get("status") != "success":
@@ -72,8 +74,15 @@ def to_samples(result: list[dict], spec: PrometheusQuery) -> tuple[pd.DataFrame,
             if not math.isfinite(value):  # staleness markers and gaps: not samples
                 dropped += 1
                 continue
-            rows.append({"timestamp": float(stamp), "service": service, "metric": spec.metric, "value": value,
-                         **{f"label_{k}": v for k, v in labels.items()}})
+            rows.append(
+                {
+                    "timestamp": float(stamp),
+                    "service": service,
+                    "metric": spec.metric,
+                    "value": value,
+                    **{f"label_{k}": v for k, v in labels.items()},
+                }
+            )
     return pd.DataFrame(rows), dropped
 
 

@@ -24,11 +24,14 @@ HOURS_PER_RUN = 4
 
 
 @pytest.mark.slow
-def test_48_partition_backfill_with_concurrent_runs_has_no_lock_errors(warehouse_path: Path, tmp_path: Path) -> None:
+def test_48_partition_backfill_with_concurrent_runs_has_no_lock_errors(
+    warehouse_path: Path, tmp_path: Path
+) -> None:
     rng = np.random.default_rng(0)
     ts = pd.date_range(START, START + dt.timedelta(hours=48), freq="10s", inclusive="left")
     frame = pd.concat(
-        pd.DataFrame({"timestamp": ts, "service": s, "metric": m, "value": rng.normal(size=len(ts))}) for s, m in SERIES
+        pd.DataFrame({"timestamp": ts, "service": s, "metric": m, "value": rng.normal(size=len(ts))})
+        for s, m in SERIES
     )
     path = paths.landing_metrics() / "week.parquet"
     path.parent.mkdir(parents=True)
@@ -46,13 +49,26 @@ def test_48_partition_backfill_with_concurrent_runs_has_no_lock_errors(warehouse
     # The first run creates the instance's SQLite storage, as `dagster dev` does at start-up.
     first = subprocess.run(
         [sys.executable, str(Path(__file__).with_name("backfill_worker.py")), str(ROOT), ranges[0]],
-        env=env, cwd=ROOT, capture_output=True, text=True, timeout=600,
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert first.returncode == 0, first.stdout + first.stderr
     workers = [
         subprocess.Popen(
-            [sys.executable, str(Path(__file__).with_name("backfill_worker.py")), str(ROOT), *ranges[1:][i::WORKERS]],
-            env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            [
+                sys.executable,
+                str(Path(__file__).with_name("backfill_worker.py")),
+                str(ROOT),
+                *ranges[1:][i::WORKERS],
+            ],
+            env=env,
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
         )
         for i in range(WORKERS)
     ]
@@ -63,8 +79,10 @@ def test_48_partition_backfill_with_concurrent_runs_has_no_lock_errors(warehouse
         runs = instance.get_runs()
         assert len(runs) == len(ranges) and all(r.status == dg.DagsterRunStatus.SUCCESS for r in runs)
         records = instance.get_records_for_run(runs[0].run_id).records
-        assert any(r.event_log_entry.dagster_event and r.event_log_entry.dagster_event.is_step_success
-                   for r in records)
+        assert any(
+            r.event_log_entry.dagster_event and r.event_log_entry.dagster_event.is_step_success
+            for r in records
+        )
     with warehouse.connect(warehouse_path) as con:
         per_hour = con.execute(
             "SELECT date_trunc('hour', minute) h, count(*), sum(n) FROM metric_features_1m GROUP BY h ORDER BY h"

@@ -17,15 +17,21 @@ HOURS = [dt.datetime(2026, 11, 20, 10), dt.datetime(2026, 11, 20, 11)]
 def land(name: str) -> Path:
     folder = paths.landing_metrics()
     folder.mkdir(parents=True, exist_ok=True)
-    rows = [(h + dt.timedelta(seconds=10 * i), svc, "cpu", float(i % 7)) for h in HOURS for i in range(360)
-            for svc in ("api", "db")]
+    rows = [
+        (h + dt.timedelta(seconds=10 * i), svc, "cpu", float(i % 7))
+        for h in HOURS
+        for i in range(360)
+        for svc in ("api", "db")
+    ]
     path = folder / name
     pd.DataFrame(rows, columns=["timestamp", "service", "metric", "value"]).to_csv(path, index=False)
     return path
 
 
 def run(selection, warehouse_path: Path, **kwargs) -> dg.ExecuteInProcessResult:
-    return dg.materialize(selection, resources={"warehouse": WarehouseResource(location=str(warehouse_path))}, **kwargs)
+    return dg.materialize(
+        selection, resources={"warehouse": WarehouseResource(location=str(warehouse_path))}, **kwargs
+    )
 
 
 def test_ingest_then_features_for_a_partition_with_passing_checks(warehouse_path: Path) -> None:
@@ -41,7 +47,10 @@ def test_ingest_then_features_for_a_partition_with_passing_checks(warehouse_path
     assert meta["rows"].value == 120 and meta["samples"].value == 720
     assert "plot" in meta and "preview" in meta
     checks = result.get_asset_check_evaluations()
-    assert {c.check_name: c.passed for c in checks} == {"no_duplicate_keys": True, "counts_match_samples": True}
+    assert {c.check_name: c.passed for c in checks} == {
+        "no_duplicate_keys": True,
+        "counts_match_samples": True,
+    }
 
 
 def test_rematerializing_a_partition_leaves_the_same_rows(warehouse_path: Path) -> None:

@@ -22,8 +22,12 @@ def drop(name: str, hours: list[dt.datetime], age_s: float = 60) -> Path:
     folder = paths.landing_metrics()
     folder.mkdir(parents=True, exist_ok=True)
     frame = pd.DataFrame(
-        {"timestamp": [h + dt.timedelta(minutes=5) for h in hours], "service": "api", "metric": "cpu",
-         "value": range(len(hours))}
+        {
+            "timestamp": [h + dt.timedelta(minutes=5) for h in hours],
+            "service": "api",
+            "metric": "cpu",
+            "value": range(len(hours)),
+        }
     )
     path = folder / name
     frame.to_csv(path, index=False)
@@ -66,8 +70,10 @@ def test_ingested_hours_become_feature_runs_for_exactly_those_hours(warehouse_pa
     requests, cursor, _ = tick(warehouse_path, cursor)
     feature_runs = [r for r in requests if r.job_name == "build_features"]
     ranges = sorted(
-        (r.tags.get("dagster/asset_partition_range_start", r.partition_key),
-         r.tags.get("dagster/asset_partition_range_end", r.partition_key))
+        (
+            r.tags.get("dagster/asset_partition_range_start", r.partition_key),
+            r.tags.get("dagster/asset_partition_range_end", r.partition_key),
+        )
         for r in feature_runs
     )
     assert ranges == [("2026-11-20-03:00", "2026-11-20-05:00"), ("2026-11-20-09:00", "2026-11-20-09:00")]
@@ -106,10 +112,14 @@ def test_a_file_left_behind_by_a_failed_run_is_requested_again_later(warehouse_p
 
 
 def test_sensor_definition_evaluates_with_its_resources(warehouse_path: Path) -> None:
-    hour = dt.datetime.now(dt.UTC).replace(tzinfo=None, minute=0, second=0, microsecond=0) - dt.timedelta(hours=2)
+    hour = dt.datetime.now(dt.UTC).replace(tzinfo=None, minute=0, second=0, microsecond=0) - dt.timedelta(
+        hours=2
+    )
     path = drop("recent.csv", [hour])
     os.utime(path, (time.time() - 10, time.time() - 10))
-    context = dg.build_sensor_context(resources={"warehouse": WarehouseResource(location=str(warehouse_path))})
+    context = dg.build_sensor_context(
+        resources={"warehouse": WarehouseResource(location=str(warehouse_path))}
+    )
     result = landing_metrics_sensor(context)
     assert [r.job_name for r in result] == ["ingest_metrics"]
     files.ingest_files([path], warehouse_path)

@@ -47,9 +47,20 @@ def reference(frames: list[pd.DataFrame], hour: dt.datetime) -> pd.DataFrame:
     rows = []
     for (service, metric, minute), g in current.groupby(["service", "metric", "minute"]):
         rows.append(
-            {"minute": minute, "service": service, "metric": metric, "n": len(g), "mean": g.value.mean(),
-             "min": g.value.min(), "max": g.value.max(), "std": g.value.std(ddof=0), "first": g.value.iloc[0],
-             "last": g.value.iloc[-1], "sum": g.value.sum(), "last_ts": g.ts.iloc[-1]}
+            {
+                "minute": minute,
+                "service": service,
+                "metric": metric,
+                "n": len(g),
+                "mean": g.value.mean(),
+                "min": g.value.min(),
+                "max": g.value.max(),
+                "std": g.value.std(ddof=0),
+                "first": g.value.iloc[0],
+                "last": g.value.iloc[-1],
+                "sum": g.value.sum(),
+                "last_ts": g.ts.iloc[-1],
+            }
         )
     out = pd.DataFrame(rows)
     before = latest[(latest.ts >= start - features.LOOKBACK) & (latest.ts < start)].sort_values("ts")
@@ -115,17 +126,26 @@ def test_a_late_file_changes_only_its_hours(warehouse_path: Path) -> None:
     for hour in features.hours_between(HOUR - dt.timedelta(hours=1), HOUR + dt.timedelta(hours=2)):
         features.build_hour(warehouse_path, hour)
     before = {h: features.read_hour(warehouse_path, h) for h in (HOUR - dt.timedelta(hours=1), HOUR)}
-    late = pd.DataFrame({"timestamp": [HOUR + dt.timedelta(minutes=7, seconds=5)], "service": ["api"],
-                         "metric": ["cpu"], "value": [999.0]})
+    late = pd.DataFrame(
+        {
+            "timestamp": [HOUR + dt.timedelta(minutes=7, seconds=5)],
+            "service": ["api"],
+            "metric": ["cpu"],
+            "value": [999.0],
+        }
+    )
     path = paths.landing_metrics() / "late.csv"
     late.to_csv(path, index=False)
     result = files.ingest_file(path, warehouse_path)
     assert result.hours == [HOUR]
     features.build_hour(warehouse_path, HOUR)
-    pd.testing.assert_frame_equal(before[HOUR - dt.timedelta(hours=1)],
-                                  features.read_hour(warehouse_path, HOUR - dt.timedelta(hours=1)))
+    pd.testing.assert_frame_equal(
+        before[HOUR - dt.timedelta(hours=1)], features.read_hour(warehouse_path, HOUR - dt.timedelta(hours=1))
+    )
     rebuilt = features.read_hour(warehouse_path, HOUR)
-    minute = rebuilt[(rebuilt.service == "api") & (rebuilt.metric == "cpu") & (rebuilt.minute == HOUR.replace(minute=7))]
+    minute = rebuilt[
+        (rebuilt.service == "api") & (rebuilt.metric == "cpu") & (rebuilt.minute == HOUR.replace(minute=7))
+    ]
     assert minute["max"].iloc[0] == 999.0 and len(rebuilt) == len(before[HOUR]) + 1
 
 

@@ -11,6 +11,8 @@ import pytest
 from sreops import warehouse
 from sreops.migrations import MIGRATIONS
 
+IN_ORDER = sorted(MIGRATIONS, key=lambda m: m.version)
+
 
 def test_empty_file_migrates_to_latest(sreops_home: Path) -> None:
     applied = warehouse.migrate()
@@ -21,7 +23,7 @@ def test_empty_file_migrates_to_latest(sreops_home: Path) -> None:
 def test_warehouse_from_an_older_version_upgrades_in_place_and_keeps_rows(tmp_path: Path) -> None:
     path = tmp_path / "old.duckdb"
     con = duckdb.connect(str(path))
-    warehouse.migrate_connection(con, MIGRATIONS[:1])  # what version 1 of sreops created
+    warehouse.migrate_connection(con, tuple(IN_ORDER[:1]))  # what version 1 of sreops created
     con.execute(
         "INSERT INTO metric_samples VALUES (TIMESTAMP '2026-11-20 10:00:00', 'api', 'cpu', 0.5, 'old', 1)"
     )
@@ -30,7 +32,7 @@ def test_warehouse_from_an_older_version_upgrades_in_place_and_keeps_rows(tmp_pa
     )
     con.close()
 
-    assert warehouse.migrate(path) == [m.version for m in MIGRATIONS[1:]]
+    assert warehouse.migrate(path) == [m.version for m in IN_ORDER[1:]]
     with warehouse.connect(path) as con:
         assert warehouse.schema_version(con) == max(m.version for m in MIGRATIONS)
         row = con.execute("SELECT service, metric, value, labels FROM metric_samples").fetchone()
@@ -44,8 +46,10 @@ def test_failed_migration_leaves_the_previous_version(tmp_path: Path) -> None:
 
     path = tmp_path / "w.duckdb"
     con = duckdb.connect(str(path))
-    broken = Migration(99, "broken", ("CREATE TABLE half_done (x INTEGER)", "SELECT * FROM no_such_table"))
-    with pytest.raises(warehouse.MigrationError, match="migration 99"):
+    broken = Migration(
+        100_000, "broken", ("CREATE TABLE half_done (x INTEGER)", "SELECT * FROM no_such_table")
+    )
+    with pytest.raises(warehouse.MigrationError, match="migration 100000"):
         warehouse.migrate_connection(con, (*MIGRATIONS, broken))
     assert warehouse.schema_version(con) == max(m.version for m in MIGRATIONS)
     tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
@@ -74,7 +78,10 @@ sys.stdin.readline()
 def lock_holder(warehouse_path: Path):
     """Another process that holds the warehouse until told to let go."""
     proc = subprocess.Popen(
-        [sys.executable, "-c", HOLDER, str(warehouse_path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        [sys.executable, "-c", HOLDER, str(warehouse_path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     assert proc.stdout.readline().strip() == "held"
     yield proc
@@ -82,10 +89,14 @@ def lock_holder(warehouse_path: Path):
     proc.wait()
 
 
-def test_locked_warehouse_fails_with_an_actionable_message_after_patience(warehouse_path, lock_holder) -> None:
-    with pytest.raises(warehouse.WarehouseLockedError, match="SREOPS_LOCK_PATIENCE_S"):
-        with warehouse.connect(warehouse_path, patience_s=0.3):
-            pass
+def test_locked_warehouse_fails_with_an_actionable_message_after_patience(
+    warehouse_path, lock_holder
+) -> None:
+    with (
+        pytest.raises(warehouse.WarehouseLockedError, match="SREOPS_LOCK_PATIENCE_S"),
+        warehouse.connect(warehouse_path, patience_s=0.3),
+    ):
+        pass
 
 
 def test_connect_waits_for_another_process_to_release_the_lock(warehouse_path, lock_holder) -> None:

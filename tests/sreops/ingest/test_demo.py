@@ -43,7 +43,10 @@ def test_every_incident_kind_is_injected_and_visible_in_the_data() -> None:
     for incident in fleet.incidents:
         if incident["kind"] == "deploy":
             continue
-        start, end = pd.Timestamp(incident["start"]).tz_localize(None), pd.Timestamp(incident["end"]).tz_localize(None)
+        start, end = (
+            pd.Timestamp(incident["start"]).tz_localize(None),
+            pd.Timestamp(incident["end"]).tz_localize(None),
+        )
         metric = incident["metrics"][0]
         series = s[(s.service == incident["service"]) & (s.metric == metric)].set_index("ts")["value"]
         inside = series[(series.index >= start) & (series.index < end)]
@@ -52,7 +55,9 @@ def test_every_incident_kind_is_injected_and_visible_in_the_data() -> None:
         assert shift > 1.5, (incident["kind"], shift)
 
 
-def test_demo_command_writes_files_that_ingest_and_ground_truth(sreops_home: Path, warehouse_path: Path) -> None:
+def test_demo_command_writes_files_that_ingest_and_ground_truth(
+    sreops_home: Path, warehouse_path: Path
+) -> None:
     assert main(["demo", "--days", "1", "--start", "2026-11-20T00:00:00"]) == 0
     landed = files.discover()
     assert {p.name.split(".", 1)[1] for p in landed} >= {"csv.gz", "parquet"}

@@ -56,8 +56,11 @@ def test_each_format_lands_every_row_in_utc(warehouse_path: Path, name: str) -> 
     assert result.status == "ingested", result.error
     assert result.rows == 3
     got = samples(warehouse_path)
-    assert list(got["ts"]) == [pd.Timestamp("2026-11-20 10:00:00"), pd.Timestamp("2026-11-20 10:00:30"),
-                               pd.Timestamp("2026-11-20 11:15:00")]
+    assert list(got["ts"]) == [
+        pd.Timestamp("2026-11-20 10:00:00"),
+        pd.Timestamp("2026-11-20 10:00:30"),
+        pd.Timestamp("2026-11-20 11:15:00"),
+    ]
     assert list(got["value"]) == [0.5, 0.75, 12.0]
     assert result.hours == [dt.datetime(2026, 11, 20, 10), dt.datetime(2026, 11, 20, 11)]
     assert result.moved_to is not None and result.moved_to.exists() and not result.path.exists()
@@ -72,7 +75,9 @@ def test_timestamp_forms_offsets_and_epochs_all_become_utc(warehouse_path: Path)
         + "1763632920,a,m,3\n"  # epoch seconds: 2025-11-20 10:02 UTC
     )
     other = landing("ms.jsonl")
-    other.write_text(json.dumps({"timestamp": 1763632980500, "service": "a", "metric": "m", "value": 4}) + "\n")
+    other.write_text(
+        json.dumps({"timestamp": 1763632980500, "service": "a", "metric": "m", "value": 4}) + "\n"
+    )
     results = files.ingest_files([path, other], warehouse_path)
     assert [r.status for r in results] == ["ingested", "ingested"], [r.error for r in results]
     got = list(samples(warehouse_path)["ts"])
@@ -91,9 +96,14 @@ def test_extra_columns_become_labels(warehouse_path: Path) -> None:
 
 BAD_FILES = {
     "missing_column.csv": ("timestamp,service,value\n2026-11-20T10:00:00Z,a,1\n", "missing column 'metric'"),
-    "bad_timestamp.csv": (HEADER + "2026-11-20T10:00:00Z,a,m,1\nnot-a-time,a,m,2\n", "row 2 (line 3), column timestamp"),
-    "bad_value.csv": (HEADER + "2026-11-20T10:00:00Z,a,m,1\n2026-11-20T10:00:10Z,a,m,1\n2026-11-20T10:00:20Z,a,m,abc\n",
-                      "row 3 (line 4), column value: 'abc' is not a number"),
+    "bad_timestamp.csv": (
+        HEADER + "2026-11-20T10:00:00Z,a,m,1\nnot-a-time,a,m,2\n",
+        "row 2 (line 3), column timestamp",
+    ),
+    "bad_value.csv": (
+        HEADER + "2026-11-20T10:00:00Z,a,m,1\n2026-11-20T10:00:10Z,a,m,1\n2026-11-20T10:00:20Z,a,m,abc\n",
+        "row 3 (line 4), column value: 'abc' is not a number",
+    ),
     "empty_value.csv": (HEADER + "2026-11-20T10:00:00Z,a,m,\n", "row 1 (line 2), column value: is empty"),
     "empty_service.csv": (HEADER + "2026-11-20T10:00:00Z,,m,1\n", "column service: is empty"),
     "infinite.csv": (HEADER + "2026-11-20T10:00:00Z,a,m,inf\n", "is not a finite number"),
@@ -120,7 +130,9 @@ def test_malformed_file_is_quarantined_with_a_reason_naming_file_row_and_column(
     assert moved.exists() and not bad.exists()
     assert expected in (paths.quarantine_metrics() / f"{name}.reason.txt").read_text()
     with warehouse.connect(warehouse_path) as con:
-        status, error = con.execute("SELECT status, error FROM ingested_files WHERE path = ?", [str(bad)]).fetchone()
+        status, error = con.execute(
+            "SELECT status, error FROM ingested_files WHERE path = ?", [str(bad)]
+        ).fetchone()
     assert status == "quarantined" and expected in error
 
 

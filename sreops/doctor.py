@@ -1,0 +1,186 @@
+"""`sreops doctor`: is the config valid, does the warehouse open, can the Slack app post where alerts go?"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+from dataclasses import dataclass
+
+from sreops import config, paths, warehouse
+from sreops.alerting.slack import SlackFailure, SlackPoster, api_url, make_client
+
+OK, WARN, FAIL = "ok", "warn", "FAIL"
+REQUIRED_SCOPES = {"chat:write", "files:write", "channels:read"}
+# History scopes let delivery check whether a post whose response was lost reached Slack.
+RECOMMENDED_SCOPES = {"channels:history", "groups:read", "groups:history"}
+
+
+@dataclass(frozen=True)
+class Check:
+    """One line of the report."""
+
+    status: str
+    name: str
+    detail: str
+
+
+def check_config() -> tuple[list[Check], config.Config | None]:
+    """The config file parses and validates."""
+    try:
+        cfg = config.load()
+    except config.ConfigError as exc:
+        return [Check(FAIL, "config", str(exc))], None
+    source = config.config_path()
+    where = str(source) if source.exists() else "no config file; built-in defaults"
+    routes = len(cfg.alerting.routes)
+    return [Check(OK, "config", f"{where} ({len(cfg.services)} services, {routes} alert routes)")], cfg
+
+
+def check_warehouse(path: str | None) -> list[Check]:
+    """The warehouse migrates and opens; the outbox is not stuck."""
+    target = warehouse.resolve(path)
+    try:
+        applied = warehouse.migrate(target)
+        with warehouse.connect(target, patience_s=10.0) as con:
+            version = warehouse.schema_version(con)
+            pending, oldest, failed = con.execute(
+                "SELECT count(*) FILTER (WHERE revision > delivered_revision),"
+                " min(updated_at) FILTER (WHERE revision > delivered_revision),"
+                " count(*) FILTER (WHERE delivery_status = 'failed') FROM alerts"
+            ).fetchall()[0]
+            state = dict(con.execute("SELECT key, value FROM alert_delivery_state").fetchall())
+    except (warehouse.WarehouseLockedError, warehouse.MigrationError, OSError) as exc:
+        return [Check(FAIL, "warehouse", f"{target}: {exc}")]
+    migrated = f", applied {len(applied)} migration(s) now" if applied else ""
+    checks = [Check(OK, "warehouse", f"{target} (schema version {version}{migrated})")]
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    if pending:
+        age = (now - oldest).total_seconds() / 60 if oldest else 0
+        status = WARN if age > 5 else OK
+        checks.append(
+            Check(status, "outbox", f"{pending} alert(s) waiting for delivery, oldest {age:.0f} min")
+        )
+    else:
+        checks.append(Check(OK, "outbox", "nothing waiting for delivery"))
+    if failed:
+        checks.append(
+            Check(WARN, "outbox", f"{failed} alert(s) failed permanently; `sreops alerts list` shows why")
+        )
+    paused = state.get("paused_until")
+    if paused and dt.datetime.fromisoformat(paused) > now:
+        checks.append(
+            Check(WARN, "outbox", f"delivery paused until {paused} UTC: {state.get('pause_reason', '')}")
+        )
+    return checks
+
+
+def configured_channels(cfg: config.Config) -> list[str]:
+    """Every channel alerts may be routed to."""
+    alerting = cfg.alerting
+    channels = [
+        alerting.default_channel,
+        alerting.digest_channel,
+        *(r.channel for r in alerting.routes),
+        *(s.slack_channel for s in cfg.services.values()),
+    ]
+    return list(dict.fromkeys(c for c in channels if c))
+
+
+def check_slack(cfg: config.Config) -> list[Check]:
+    """The token works (auth.test), has the scopes delivery needs, and the app is in every routed channel."""
+    client = make_client()
+    checks = []
+    if not os.environ.get("SLACK_SIGNING_SECRET"):
+        checks.append(
+            Check(
+                WARN,
+                "interactivity",
+                "SLACK_SIGNING_SECRET not set: buttons (ack, snooze, not an "
+                "anomaly) cannot be verified; see docs/alerting.md",
+            )
+        )
+    else:
+        checks.append(Check(OK, "interactivity", "SLACK_SIGNING_SECRET set; run `sreops alerts serve`"))
+    if client is None:
+        checks.insert(
+            0,
+            Check(
+                WARN,
+                "slack",
+                "SLACK_BOT_TOKEN not set: dry-run mode (alerts are kept and logged, not posted)",
+            ),
+        )
+        return checks
+    poster = SlackPoster(client)
+    try:
+        who = poster.auth_test()
+    except SlackFailure as exc:
+        return [Check(FAIL, "slack", f"auth.test against {api_url()} failed: {exc}"), *checks]
+    checks.insert(0, Check(OK, "slack", f"token works: {who.get('user')} in {who.get('team')} ({api_url()})"))
+    scopes = set(who.get("scopes") or [])
+    if scopes:
+        missing = REQUIRED_SCOPES - scopes
+        if missing:
+            checks.append(
+                Check(
+                    FAIL,
+                    "slack scopes",
+                    f"missing {', '.join(sorted(missing))}; add them under "
+                    "OAuth & Permissions and reinstall the app",
+                )
+            )
+        lacking = RECOMMENDED_SCOPES - scopes
+        if lacking:
+            checks.append(
+                Check(
+                    WARN,
+                    "slack scopes",
+                    f"missing {', '.join(sorted(lacking))}: a post whose reply "
+                    "was lost cannot be checked before retrying",
+                )
+            )
+    try:
+        known = poster.list_channels()
+    except SlackFailure as exc:
+        checks.append(Check(WARN, "slack channels", f"cannot list channels ({exc}); checking by id only"))
+        known = {}
+    for channel in configured_channels(cfg):
+        channel_id = known.get(channel.lstrip("#"), channel)
+        try:
+            info = poster.channel_info(channel_id)
+        except SlackFailure as exc:
+            checks.append(Check(FAIL, "slack channel", f"{channel}: {exc}"))
+            continue
+        if info.get("is_archived"):
+            checks.append(Check(FAIL, "slack channel", f"{channel} is archived; route alerts elsewhere"))
+        elif not info.get("is_member", True):
+            checks.append(
+                Check(FAIL, "slack channel", f"{channel}: the app is not a member; /invite it there")
+            )
+        else:
+            checks.append(Check(OK, "slack channel", f"{channel} ({info.get('id')})"))
+    return checks
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of `sreops doctor`."""
+    parser.add_argument(
+        "--warehouse", default=None, help=f"warehouse file (default {paths.warehouse_path()})"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Print one line per check; exit 1 if any failed."""
+    checks, cfg = check_config()
+    checks += check_warehouse(args.warehouse)
+    if cfg is not None:
+        checks += check_slack(cfg)
+    if not os.environ.get("DAGSTER_UI_URL"):
+        checks.append(
+            Check(OK, "links", "DAGSTER_UI_URL not set; alert links point at http://127.0.0.1:3000")
+        )
+    width = max(len(c.name) for c in checks)
+    for check in checks:
+        print(f"{check.status:<4}  {check.name:<{width}}  {check.detail}")
+    return 1 if any(c.status == FAIL for c in checks) else 0
