@@ -17,6 +17,7 @@ from assets.resources import WarehouseResource
 STAGE_MODULES = (
     "assets.ingest",
     "assets.features",
+    "assets.forecasting",
     "sensors.landing",
     "sensors.prometheus",
     "sensors.delivery",

@@ -26,7 +26,7 @@ LOOKBACK = dt.timedelta(hours=1)
 _FEATURES_SQL = """
 WITH per_file AS (
     SELECT service, metric, ts, file_id, avg(value) AS value
-    FROM metric_samples
+    FROM metric_sample_values
     WHERE ts >= $start AND ts < $end
     GROUP BY service, metric, ts, file_id
 ),
@@ -45,7 +45,7 @@ minutes AS (
 ),
 before_ts AS (
     SELECT service, metric, max(ts) AS ts
-    FROM metric_samples
+    FROM metric_sample_values
     WHERE ts >= $lookback AND ts < $start
     GROUP BY service, metric
 ),
@@ -55,7 +55,7 @@ before AS (
            arg_max(value, file_id) AS last
     FROM (
         SELECT s.service, s.metric, s.ts, s.file_id, avg(s.value) AS value
-        FROM metric_samples AS s
+        FROM metric_sample_values AS s
         JOIN before_ts AS b ON s.service = b.service AND s.metric = b.metric AND s.ts = b.ts
         WHERE s.ts >= $lookback AND s.ts < $start
         GROUP BY s.service, s.metric, s.ts, s.file_id
@@ -173,7 +173,7 @@ def sample_count_mismatch(
             [_naive_utc(start), _naive_utc(end)],
         ).fetchone()[0]
         distinct = con.execute(
-            "SELECT count(*) FROM (SELECT DISTINCT service, metric, ts FROM metric_samples WHERE ts >= ? AND ts < ?)",
+            "SELECT count(*) FROM (SELECT DISTINCT service, metric, ts FROM metric_sample_values WHERE ts >= ? AND ts < ?)",
             [_naive_utc(start), _naive_utc(end)],
         ).fetchone()[0]
     return int(counted), int(distinct)

@@ -119,6 +119,125 @@ FOUNDATION = (
             )""",
         ),
     ),
+    Migration(
+        4,
+        "samples split into a lean core table and an extras table behind the metric_samples view",
+        (
+            # Most files carry only timestamp, service, metric, value: their rows go to the core
+            # table (the source is the file's, in ingested_files). Rows with labels, or written
+            # without a file, go to the extras table. Readers use the metric_samples view.
+            """CREATE TABLE metric_samples_core (
+                ts TIMESTAMP NOT NULL,
+                service VARCHAR NOT NULL,
+                metric VARCHAR NOT NULL,
+                value DOUBLE NOT NULL,
+                file_id BIGINT NOT NULL
+            )""",
+            """CREATE TABLE metric_samples_extra (
+                ts TIMESTAMP NOT NULL,
+                service VARCHAR NOT NULL,
+                metric VARCHAR NOT NULL,
+                value DOUBLE NOT NULL,
+                file_id BIGINT,
+                source VARCHAR,
+                labels VARCHAR
+            )""",
+            """UPDATE ingested_files SET source = coalesce(source, (
+                SELECT any_value(s.source) FROM metric_samples AS s WHERE s.file_id = ingested_files.file_id))""",
+            """CREATE TEMP TABLE samples_in_core AS
+               SELECT s.rowid AS rid FROM metric_samples AS s JOIN ingested_files AS f ON f.file_id = s.file_id
+               WHERE s.labels IS NULL AND s.source = f.source""",
+            """INSERT INTO metric_samples_core
+               SELECT ts, service, metric, value, file_id FROM metric_samples WHERE rowid IN (SELECT rid FROM samples_in_core)""",
+            """INSERT INTO metric_samples_extra
+               SELECT ts, service, metric, value, file_id, source, labels FROM metric_samples
+               WHERE rowid NOT IN (SELECT rid FROM samples_in_core)""",
+            "DROP TABLE samples_in_core",
+            "DROP TABLE metric_samples",
+            """CREATE VIEW metric_sample_values AS
+               SELECT ts, service, metric, value, file_id FROM metric_samples_core
+               UNION ALL SELECT ts, service, metric, value, file_id FROM metric_samples_extra""",
+            """CREATE VIEW metric_samples AS
+               SELECT c.ts, c.service, c.metric, c.value, f.source, c.file_id, CAST(NULL AS VARCHAR) AS labels
+               FROM metric_samples_core AS c LEFT JOIN ingested_files AS f ON f.file_id = c.file_id
+               UNION ALL
+               SELECT e.ts, e.service, e.metric, e.value, coalesce(e.source, f.source), e.file_id, e.labels
+               FROM metric_samples_extra AS e LEFT JOIN ingested_files AS f ON f.file_id = e.file_id""",
+        ),
+    ),
+)
+
+# Detection (100–199): per series-minute and service-minute scores, detector versions, the
+# model registry, version comparisons, and deploy/maintenance events.
+DETECTION = (
+    Migration(
+        100,
+        "anomalies, detector versions, model registry, comparisons, events",
+        (
+            # One row per scored entity-minute and detector version; metric '*' is the service-level
+            # score (which series drove it is in `explanation`).
+            """CREATE TABLE anomalies (
+                minute TIMESTAMP NOT NULL,
+                service VARCHAR NOT NULL,
+                metric VARCHAR NOT NULL,
+                detector VARCHAR NOT NULL,
+                version VARCHAR NOT NULL,
+                score DOUBLE NOT NULL,
+                is_anomaly BOOLEAN NOT NULL,
+                severity VARCHAR NOT NULL,
+                value DOUBLE,
+                expected_low DOUBLE,
+                expected_high DOUBLE,
+                novelty DOUBLE,
+                explanation VARCHAR,
+                event VARCHAR,
+                model_id VARCHAR,
+                scored_at TIMESTAMP NOT NULL
+            )""",
+            """CREATE TABLE detector_versions (
+                version VARCHAR PRIMARY KEY,
+                settings VARCHAR NOT NULL,
+                status VARCHAR NOT NULL,
+                created_at TIMESTAMP NOT NULL,
+                promoted_at TIMESTAMP,
+                note VARCHAR
+            )""",
+            """CREATE TABLE detector_models (
+                model_id VARCHAR PRIMARY KEY,
+                version VARCHAR NOT NULL,
+                service VARCHAR NOT NULL,
+                metric VARCHAR NOT NULL,
+                trained_until TIMESTAMP NOT NULL,
+                train_start TIMESTAMP,
+                points BIGINT NOT NULL,
+                kind VARCHAR NOT NULL,
+                path VARCHAR NOT NULL,
+                trained_at TIMESTAMP NOT NULL
+            )""",
+            """CREATE TABLE detector_comparisons (
+                candidate VARCHAR NOT NULL,
+                baseline VARCHAR NOT NULL,
+                window_start TIMESTAMP NOT NULL,
+                window_end TIMESTAMP NOT NULL,
+                matched INTEGER NOT NULL,
+                lost INTEGER NOT NULL,
+                new INTEGER NOT NULL,
+                details VARCHAR,
+                compared_at TIMESTAMP NOT NULL
+            )""",
+            "CREATE SEQUENCE IF NOT EXISTS events_seq START 1",
+            """CREATE TABLE events (
+                event_id BIGINT PRIMARY KEY DEFAULT nextval('events_seq'),
+                kind VARCHAR NOT NULL,
+                service VARCHAR,
+                starts_at TIMESTAMP NOT NULL,
+                ends_at TIMESTAMP NOT NULL,
+                note VARCHAR,
+                source VARCHAR NOT NULL DEFAULT 'api',
+                created_at TIMESTAMP NOT NULL
+            )""",
+        ),
+    ),
 )
 
 # Stages append their tuples here (detection 100–199, alerting 200–299, forecasting 300–399,
@@ -312,4 +431,4 @@ FORECASTING = (
     ),
 )
 
-MIGRATIONS: tuple[Migration, ...] = FOUNDATION + ALERTING + LOGS + FORECASTING
+MIGRATIONS: tuple[Migration, ...] = FOUNDATION + DETECTION + ALERTING + LOGS + FORECASTING

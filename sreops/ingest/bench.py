@@ -115,8 +115,8 @@ def bench_features(series: int = FEATURE_SERIES) -> list[dict]:
         with warehouse.connect(path) as con:
             # two hours: the hour before gives the lookback for the first minute's delta
             con.execute(
-                "INSERT INTO metric_samples SELECT TIMESTAMP '2026-11-20 09:00:00' + to_seconds(s * $step),"
-                " 'svc-' || (i // 6), 'metric_' || (i % 6), random(), 'bench', 1, NULL"
+                "INSERT INTO metric_samples_core SELECT TIMESTAMP '2026-11-20 09:00:00' + to_seconds(s * $step),"
+                " 'svc-' || (i // 6), 'metric_' || (i % 6), random(), 1"
                 " FROM range($series) a(i), range(7200 // $step) b(s)",
                 {"series": series, "step": STEP_SECONDS},
             )

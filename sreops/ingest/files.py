@@ -180,8 +180,12 @@ def _ts_expr(col: str, kind: str) -> str:
     )
 
 
-def _select_sql(columns: dict[str, str], resolved: dict[str, str], fmt: str) -> tuple[str, str]:
-    """The SELECT that turns file rows into `metric_samples` rows, and its reader."""
+def _select_sql(columns: dict[str, str], resolved: dict[str, str], fmt: str) -> tuple[str, str, str]:
+    """The INSERT column list with its SELECT, and the reader, for this file's sample rows.
+
+    Files with only the four required columns go to the lean `metric_samples_core` table;
+    files with extra columns (labels) go to `metric_samples_extra`.
+    """
     q = {name: _quote(resolved[name]) for name in REQUIRED_COLUMNS}
     types = None
     if fmt == "csv":
@@ -193,14 +197,6 @@ def _select_sql(columns: dict[str, str], resolved: dict[str, str], fmt: str) -> 
         if value_kind.upper().startswith(_NUMERIC)
         else (f"CAST(trim(CAST({q['value']} AS VARCHAR)) AS DOUBLE)")
     )
-    extra = [c for c in columns if c not in resolved.values()]
-    labels = (
-        "CAST(to_json(struct_pack("
-        + ", ".join(f"{_quote(c)} := {_quote(c)}" for c in extra)
-        + ")) AS VARCHAR)"
-        if extra
-        else "CAST(NULL AS VARCHAR)"
-    )
     select = (
         f"SELECT {_ts_expr(q['timestamp'], ts_kind)} AS ts,"
         f" CASE WHEN coalesce(CAST({q['service']} AS VARCHAR), '') = ''"
@@ -208,9 +204,22 @@ def _select_sql(columns: dict[str, str], resolved: dict[str, str], fmt: str) -> 
         f" CASE WHEN coalesce(CAST({q['metric']} AS VARCHAR), '') = ''"
         f"  THEN error('empty metric') ELSE CAST({q['metric']} AS VARCHAR) END AS metric,"
         f" CASE WHEN isfinite({value}) THEN {value} ELSE error('value not finite') END AS value,"
-        f" $source AS source, $file_id AS file_id, {labels} AS labels"
+        f" $file_id AS file_id"
     )
-    return select, _reader(fmt, types)
+    extra = [c for c in columns if c not in resolved.values()]
+    if not extra:
+        return (
+            f"metric_samples_core (ts, service, metric, value, file_id) {select}",
+            _reader(fmt, types),
+            "core",
+        )
+    labels = ", ".join(f"{_quote(c)} := {_quote(c)}" for c in extra)
+    select += f", CAST(to_json(struct_pack({labels})) AS VARCHAR) AS labels"
+    return (
+        f"metric_samples_extra (ts, service, metric, value, file_id, labels) {select}",
+        _reader(fmt, types),
+        "extra",
+    )
 
 
 def _diagnose(con: duckdb.DuckDBPyConnection, path: Path, fmt: str, resolved: dict[str, str]) -> str | None:
@@ -253,17 +262,15 @@ def _load(con: duckdb.DuckDBPyConnection, path: Path, fmt: str, source: str, dig
     """Insert one file's rows with its record and hour marks; raises MalformedFileError."""
     columns = _columns(con, path, fmt)
     resolved = _resolve_columns(path, columns)
-    select, reader = _select_sql(columns, resolved, fmt)
+    insert, reader, table = _select_sql(columns, resolved, fmt)
     file_id = con.execute("SELECT nextval('ingested_files_seq')").fetchone()[0]
     con.execute("BEGIN TRANSACTION")
     try:
-        con.execute(
-            f"INSERT INTO metric_samples (ts, service, metric, value, source, file_id, labels) {select} FROM {reader}",
-            {"path": str(path), "source": source, "file_id": file_id},
-        )
+        con.execute(f"INSERT INTO {insert} FROM {reader}", {"path": str(path), "file_id": file_id})
         per_hour = con.execute(
-            "SELECT date_trunc('hour', ts) AS hour, count(*), min(ts), max(ts) FROM metric_samples"
-            " WHERE file_id = ? GROUP BY hour ORDER BY hour",
+            "SELECT date_trunc('hour', ts) AS hour, count(*), min(ts), max(ts) FROM "
+            + ("metric_samples_core" if table == "core" else "metric_samples_extra")
+            + " WHERE file_id = ? GROUP BY hour ORDER BY hour",
             [file_id],
         ).fetchall()
         if not per_hour:

@@ -81,7 +81,7 @@ def test_health_sensor_raises_for_a_silent_source(warehouse_path: Path) -> None:
     with warehouse.transaction(warehouse_path) as con:
         for minutes_ago in range(180, 30, -1):
             con.execute(
-                "INSERT INTO metric_samples (ts, service, metric, value, source) VALUES (?, 'api', 'cpu', 1,"
+                "INSERT INTO metric_samples_extra (ts, service, metric, value, source) VALUES (?, 'api', 'cpu', 1,"
                 " 'landing')",
                 [now - dt.timedelta(minutes=minutes_ago)],
             )

@@ -152,7 +152,7 @@ def test_a_late_file_changes_only_its_hours(warehouse_path: Path) -> None:
 def test_first_minute_delta_uses_the_last_sample_of_the_previous_hour(warehouse_path: Path) -> None:
     with warehouse.transaction(warehouse_path) as con:
         con.executemany(
-            "INSERT INTO metric_samples VALUES (?, 'api', 'cpu', ?, 'test', 1, NULL)",
+            "INSERT INTO metric_samples_extra VALUES (?, 'api', 'cpu', ?, 1, 'test', NULL)",
             [[HOUR - dt.timedelta(seconds=30), 10.0], [HOUR + dt.timedelta(seconds=30), 16.0]],
         )
     features.build_hour(warehouse_path, HOUR)

@@ -35,8 +35,8 @@ def test_warehouse_from_an_older_version_upgrades_in_place_and_keeps_rows(tmp_pa
     assert warehouse.migrate(path) == [m.version for m in IN_ORDER[1:]]
     with warehouse.connect(path) as con:
         assert warehouse.schema_version(con) == max(m.version for m in MIGRATIONS)
-        row = con.execute("SELECT service, metric, value, labels FROM metric_samples").fetchone()
-        assert row == ("api", "cpu", 0.5, None)
+        row = con.execute("SELECT service, metric, value, source, labels FROM metric_samples").fetchone()
+        assert row == ("api", "cpu", 0.5, "old", None)  # the rows and their source survive the migrations
         assert con.execute("SELECT min_ts FROM ingested_files").fetchone() == (None,)
         assert con.execute("SELECT count(*) FROM partition_marks").fetchone() == (0,)
 
@@ -58,9 +58,9 @@ def test_failed_migration_leaves_the_previous_version(tmp_path: Path) -> None:
 
 def test_transaction_rolls_back_every_statement_on_error(warehouse_path: Path) -> None:
     with pytest.raises(RuntimeError), warehouse.transaction(warehouse_path) as con:
-        con.execute("INSERT INTO metric_samples VALUES (now()::TIMESTAMP, 'a', 'm', 1, 's', 1, NULL)")
+        con.execute("INSERT INTO metric_samples_core VALUES (now()::TIMESTAMP, 'a', 'm', 1, 1)")
         raise RuntimeError("boom")
-    assert warehouse.table_count("metric_samples", warehouse_path) == 0
+    assert warehouse.table_count("metric_samples_core", warehouse_path) == 0
 
 
 HOLDER = """
@@ -104,7 +104,7 @@ def test_connect_waits_for_another_process_to_release_the_lock(warehouse_path, l
 
     def writer() -> None:
         with warehouse.connect(warehouse_path, patience_s=60) as con:
-            con.execute("INSERT INTO metric_samples VALUES (now()::TIMESTAMP, 'a', 'm', 1, 's', 1, NULL)")
+            con.execute("INSERT INTO metric_samples_core VALUES (now()::TIMESTAMP, 'a', 'm', 1, 1)")
         outcome["done"] = True
 
     thread = threading.Thread(target=writer)
@@ -114,4 +114,4 @@ def test_connect_waits_for_another_process_to_release_the_lock(warehouse_path, l
     assert lock_holder.stdout.readline().strip() == "released"
     thread.join(timeout=60)
     assert outcome.get("done")
-    assert warehouse.table_count("metric_samples", warehouse_path) == 1
+    assert warehouse.table_count("metric_samples_core", warehouse_path) == 1

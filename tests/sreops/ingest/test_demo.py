@@ -58,11 +58,11 @@ def test_every_incident_kind_is_injected_and_visible_in_the_data() -> None:
 def test_demo_command_writes_files_that_ingest_and_ground_truth(
     sreops_home: Path, warehouse_path: Path
 ) -> None:
-    assert main(["demo", "--days", "1", "--start", "2026-11-20T00:00:00"]) == 0
+    assert main(["demo", "--days", "2", "--start", "2026-11-20T12:00:00"]) == 0
     landed = files.discover()
-    assert {p.name.split(".", 1)[1] for p in landed} >= {"csv.gz", "parquet"}
+    assert {p.name.split(".", 1)[1] for p in landed} == {"csv.gz", "parquet", "jsonl"}
     results = files.ingest_files(landed, warehouse_path)
     assert all(r.status == "ingested" for r in results), [r.error for r in results]
-    assert sum(r.rows for r in results) == 5 * 6 * 2880
+    assert sum(r.rows for r in results) == 5 * 6 * 2 * 2880
     truth = json.loads((paths.demo_dir() / "incidents.json").read_text())
     assert truth and all({"service", "kind", "metrics", "start", "end"} <= set(item) for item in truth)

@@ -214,7 +214,8 @@ def test_gzip_truncated_csv_is_quarantined(warehouse_path: Path) -> None:
 )
 def test_any_valid_csv_round_trips(warehouse_path: Path, rows) -> None:
     with warehouse.connect(warehouse_path) as con:
-        con.execute("DELETE FROM metric_samples")
+        con.execute("DELETE FROM metric_samples_core")
+        con.execute("DELETE FROM metric_samples_extra")
         con.execute("DELETE FROM ingested_files")
     path = landing("prop.csv")
     path.write_text(HEADER + "".join(f"{t},{s},{m},{v!r}\n" for t, s, m, v in rows))

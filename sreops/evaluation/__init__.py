@@ -1,0 +1,1 @@
+"""Public benchmarks: NAB (detection), Loghub (log clustering), demand traces (autoscaling)."""

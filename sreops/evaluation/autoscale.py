@@ -1,0 +1,233 @@
+"""`sreops eval autoscale DEMAND.csv --out RECS.csv`: replay a demand trace as AUTOSCALING.md says.
+
+The recommender is the one the assets run (`sreops.forecasting.recommender`: Prophet refitted
+every `refit_hours`, the scaling policy every hour), configured from the `forecasting` section of
+the config (the defaults when there is none). Each decision sees only the records before it.
+Printed beside it: the hourly oracle, the reactive (HPA-like) and the static-peak baselines.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from sreops import config
+from sreops.forecasting import export, policy, replay
+from sreops.forecasting.recommender import ForecastRecommender, RecommenderSettings, settings_from_config
+
+RECOMMENDER = "recommender"
+POLICIES = (RECOMMENDER, *replay.BASELINES)
+# The replay's replicas are bounded below by 1 only; no service-specific ceiling applies.
+UNBOUNDED = 1_000_000
+
+
+@dataclass
+class TraceResult:
+    """One trace's replay: the plan, every policy's replicas and measures."""
+
+    name: str
+    plan: replay.ReplayPlan
+    replicas: dict[str, list[int]]
+    measures: dict[str, replay.Measures]
+    fits: int
+
+    def beats_reactive(self) -> bool:
+        """Fewer violations than the reactive baseline at no more cost: the target."""
+        mine, reactive = self.measures[RECOMMENDER], self.measures["reactive"]
+        return mine.violation_rate < reactive.violation_rate and mine.cost_ratio <= reactive.cost_ratio
+
+
+def evaluate(
+    trace: replay.Trace, settings: RecommenderSettings | None = None, progress: bool = False
+) -> TraceResult:
+    """Replay `trace` with the recommender and every baseline."""
+    replay_plan = replay.plan(trace)
+    recommender = ForecastRecommender(
+        policy.Limits(replay_plan.capacity, min_replicas=1, max_replicas=UNBOUNDED), settings, name=trace.name
+    )
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(replay_plan.decision_times), desc=trace.name, unit="decision", file=sys.stderr)
+    try:
+        decisions = replay.replay(
+            trace, recommender, replay_plan, on_decision=(lambda _: bar.update()) if bar else None
+        )
+    finally:
+        if bar is not None:
+            bar.close()
+    replicas = {RECOMMENDER: decisions}
+    replicas.update({name: baseline(trace, replay_plan) for name, baseline in replay.BASELINES.items()})
+    measures = {name: replay.measure(trace, replay_plan, values) for name, values in replicas.items()}
+    return TraceResult(
+        trace.name,
+        replay_plan,
+        {name: [int(v) for v in values] for name, values in replicas.items()},
+        measures,
+        fits=len(recommender.fits_),
+    )
+
+
+def evaluate_path(path: str, settings: RecommenderSettings) -> TraceResult:
+    """Load and replay one trace file (a picklable unit of work for parallel replays)."""
+    return evaluate(replay.load_trace(path), settings)
+
+
+def format_result(result: TraceResult) -> str:
+    """One trace's table: each policy's violation rate, unserved share, cost ratio and replica-hours."""
+    p = result.plan
+    lines = [
+        f"{result.name}: {len(p.decision_times)} hourly decisions from"
+        f" {p.decision_times[0]:%Y-%m-%d %H:%M:%S}, one replica serves C = {p.capacity:.6g} per record"
+        " (q99 of the warm-up week / 10)",
+        f"  {'policy':<12} {'violation rate':>14} {'unserved share':>14} {'cost ratio':>10}"
+        f" {'replica-hours':>13}",
+    ]
+    for name in POLICIES:
+        m = result.measures[name]
+        lines.append(
+            f"  {name:<12} {m.violation_rate:>14.4f} {m.unserved_share:>14.4f} {m.cost_ratio:>10.3f}"
+            f" {m.replica_hours:>13.0f}"
+        )
+    verdict = "yes" if result.beats_reactive() else "no"
+    lines.append(f"  beats reactive (fewer violations at no more cost): {verdict}")
+    return "\n".join(lines)
+
+
+def average(results: list[TraceResult]) -> dict[str, dict[str, float]]:
+    """Each policy's measures averaged over traces (each trace weighs the same)."""
+    return {
+        name: {
+            field: sum(getattr(r.measures[name], field) for r in results) / len(results)
+            for field in ("violation_rate", "unserved_share", "cost_ratio")
+        }
+        for name in POLICIES
+    }
+
+
+def format_summary(results: list[TraceResult]) -> str:
+    """The average over traces and how often the recommender met the target."""
+    mean = average(results)
+    lines = [
+        f"average over {len(results)} traces",
+        f"  {'policy':<12} {'violation rate':>14} {'unserved share':>14} {'cost ratio':>10}",
+    ]
+    for name in POLICIES:
+        m = mean[name]
+        lines.append(
+            f"  {name:<12} {m['violation_rate']:>14.4f} {m['unserved_share']:>14.4f} {m['cost_ratio']:>10.3f}"
+        )
+    wins = sum(r.beats_reactive() for r in results)
+    on_average = (
+        mean[RECOMMENDER]["violation_rate"] < mean["reactive"]["violation_rate"]
+        and mean[RECOMMENDER]["cost_ratio"] <= mean["reactive"]["cost_ratio"]
+    )
+    lines.append(
+        f"  recommender beats reactive on {wins} of {len(results)} traces; on the average: "
+        f"{'yes' if on_average else 'no'}"
+    )
+    return "\n".join(lines)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of `sreops eval autoscale`."""
+    parser.add_argument("demand", nargs="+", help="demand trace CSV(s) with columns timestamp,value")
+    parser.add_argument(
+        "--out",
+        help="decisions CSV (decision_time,replicas); with several traces, a folder for <trace>.csv files",
+    )
+    parser.add_argument("--hpa-yaml", help="also write the recommender's decisions as a minReplicas schedule")
+    parser.add_argument("--json", dest="json_out", help="write every measure to this JSON file")
+    parser.add_argument("--jobs", type=int, default=1, help="traces replayed in parallel (default 1)")
+    tuning = parser.add_argument_group(
+        "policy overrides", "defaults come from the config's forecasting section (see docs/forecasting.md)"
+    )
+    tuning.add_argument("--band-quantile", type=float)
+    tuning.add_argument("--headroom", type=float)
+    tuning.add_argument("--refit-hours", type=int)
+    tuning.add_argument("--training-days", type=int)
+
+
+def _settings(args: argparse.Namespace) -> RecommenderSettings:
+    section = config.current().forecasting
+    overrides = {
+        key: getattr(args, key)
+        for key in ("band_quantile", "headroom", "refit_hours", "training_days")
+        if getattr(args, key, None) is not None
+    }
+    return settings_from_config(section.model_copy(update=overrides) if overrides else section)
+
+
+def _out_paths(args: argparse.Namespace, names: list[str]) -> list[Path | None]:
+    if not args.out:
+        return [None] * len(names)
+    if len(names) == 1 and not Path(args.out).is_dir():
+        return [Path(args.out)]
+    folder = Path(args.out)
+    folder.mkdir(parents=True, exist_ok=True)
+    return [folder / f"{name}.csv" for name in names]
+
+
+def run(args: argparse.Namespace) -> int:
+    """Replay each trace, write the decisions, print the measures."""
+    try:
+        settings = _settings(args)
+        traces = [replay.load_trace(path) for path in args.demand]
+        for trace in traces:
+            replay.plan(trace)
+    except (replay.TraceError, ValueError, config.ConfigError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.hpa_yaml and len(traces) != 1:
+        print("error: --hpa-yaml takes one trace", file=sys.stderr)
+        return 2
+    if args.jobs > 1 and len(traces) > 1:
+        from tqdm import tqdm
+
+        with ProcessPoolExecutor(max_workers=args.jobs) as pool:
+            futures = [pool.submit(evaluate_path, path, settings) for path in args.demand]
+            results = [f.result() for f in tqdm(futures, desc="traces", unit="trace", file=sys.stderr)]
+    else:
+        results = [evaluate(trace, settings, progress=True) for trace in traces]
+    for result, out in zip(results, _out_paths(args, [r.name for r in results]), strict=True):
+        print(format_result(result))
+        if out is not None:
+            replay.write_decisions(out, result.plan.decision_times, result.replicas[RECOMMENDER])
+            print(f"  decisions written to {out}")
+    if len(results) > 1:
+        print(format_summary(results))
+    if args.hpa_yaml:
+        result = results[0]
+        windows = [
+            (start, start + replay.DECISION_PERIOD, replicas)
+            for start, replicas in zip(result.plan.decision_times, result.replicas[RECOMMENDER], strict=True)
+        ]
+        Path(args.hpa_yaml).write_text(
+            export.min_replicas_schedule(result.name, windows, max_replicas=UNBOUNDED)
+        )
+        print(f"minReplicas schedule written to {args.hpa_yaml}")
+    if args.json_out:
+        payload = {
+            "settings": dataclasses.asdict(settings),
+            "traces": {
+                r.name: {name: dataclasses.asdict(m) for name, m in r.measures.items()} | {"fits": r.fits}
+                for r in results
+            },
+            "average": average(results),
+            "beats_reactive": {r.name: r.beats_reactive() for r in results},
+        }
+        Path(args.json_out).write_text(json.dumps(payload, indent=2, default=str))
+    return 0
+
+
+def trace_frame(result: TraceResult) -> pd.DataFrame:
+    """Decisions of every policy side by side, one row per decision time."""
+    return pd.DataFrame({"decision_time": result.plan.decision_times, **result.replicas})

@@ -1,0 +1,1 @@
+"""Forecasting: Prophet fits of each service's scaling metric, the scaling policy, the replay backtest."""

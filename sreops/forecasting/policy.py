@@ -1,0 +1,216 @@
+"""The scaling policy: forecast + recent observations → replicas per hour, with a floor and stabilization.
+
+Between daily refits the latest fit is combined with what was observed since:
+
+1. *Short-term correction.* The fit's hourly forecast (log space) is shifted by an exponentially
+   weighted mean of its recent errors, so a level change the fit has not seen yet (a news burst,
+   a traffic migration) carries into the next hours.
+2. *Calibrated upper band.* The band above the corrected forecast is the `band_quantile` of the
+   corrected forecast's own errors over the last `calibration_hours`, one quantile per lead
+   time: a conformal band, as wide as the series has recently needed, not as Prophet assumed.
+3. *Replicas.* `ceil(upper × (1 + headroom) / capacity)`, never below the Crane-style floor (the
+   load observed in the last `floor_minutes` at full utilisation) for the hour that starts now,
+   within `[min_replicas, max_replicas]`.
+4. *Scale-in stabilization.* A drop of at most `scale_in_tolerance` replicas is ignored, so the
+   count does not flap by one between hours; scale-out is never delayed.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from sreops.forecasting.model import HOUR, Fit, from_model_space, to_model_space
+
+
+@dataclass(frozen=True)
+class PolicySettings:
+    """Knobs of the policy; the defaults are the ones the backtest chose (docs/forecasting.md)."""
+
+    band_quantile: float = 0.55
+    correction_halflife_hours: float = 6.0
+    calibration_hours: int = 168
+    headroom: float = 0.15
+    floor_minutes: int = 15
+    floor_utilization: float = 1.0
+    scale_in_tolerance: int = 1
+
+    def __post_init__(self) -> None:
+        if not 0 < self.band_quantile < 1:
+            raise ValueError(f"band_quantile must be in (0, 1), got {self.band_quantile}")
+        if self.correction_halflife_hours <= 0:
+            raise ValueError("correction_halflife_hours must be positive")
+        if self.calibration_hours < 24:
+            raise ValueError(f"calibration_hours must be at least 24, got {self.calibration_hours}")
+        if self.headroom < 0:
+            raise ValueError(f"headroom must be >= 0, got {self.headroom}")
+        if not 0 < self.floor_utilization <= 1:
+            raise ValueError(f"floor_utilization must be in (0, 1], got {self.floor_utilization}")
+        if self.scale_in_tolerance < 0:
+            raise ValueError("scale_in_tolerance must be >= 0")
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one replica serves and how many replicas a service may run."""
+
+    capacity_per_replica: float
+    min_replicas: int = 1
+    max_replicas: int = 10_000
+
+    def __post_init__(self) -> None:
+        if not self.capacity_per_replica > 0:
+            raise ValueError(f"capacity_per_replica must be positive, got {self.capacity_per_replica}")
+        if self.min_replicas > self.max_replicas:
+            raise ValueError(f"min_replicas {self.min_replicas} > max_replicas {self.max_replicas}")
+
+
+@dataclass(frozen=True)
+class HourForecast:
+    """The corrected forecast of one hour's peak and its calibrated upper band (original units)."""
+
+    start: pd.Timestamp
+    expected_peak: float
+    upper_peak: float
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    """Replicas to run in `[window_start, window_end)` and why."""
+
+    window_start: pd.Timestamp
+    window_end: pd.Timestamp
+    replicas: int
+    forecast_peak: float
+    upper_peak: float
+    floor_load: float | None
+    reason: str
+
+
+def _ewm_before(errors: np.ndarray, halflife: float) -> np.ndarray:
+    """At each hour, the exponentially weighted mean of the errors of the hours before it (0 if none)."""
+    decay = 0.5 ** (1.0 / halflife)
+    out = np.zeros(len(errors) + 1)
+    weighted = total = 0.0
+    for i, error in enumerate(errors):
+        if np.isfinite(error):
+            weighted = decay * weighted + error
+            total = decay * total + 1.0
+        else:
+            weighted *= decay
+            total *= decay
+        out[i + 1] = weighted / total if total > 0 else 0.0
+    return out
+
+
+def corrected_forecast(
+    fit: Fit, peaks: pd.Series, now: pd.Timestamp, hours: int, settings: PolicySettings
+) -> list[HourForecast]:
+    """The fit's forecast for the `hours` hours from `now`, corrected and banded with the peaks before `now`.
+
+    `peaks` are observed hourly peaks on the same hour grid as the fit (bins ending at `now`);
+    only those before `now` are used.
+    """
+    predicted = fit.model_space("yhat")
+    grid_start = predicted.index[0]
+    offset = (now - grid_start) / HOUR
+    if offset != int(offset):
+        raise ValueError(f"decision time {now} is not on the fit's hourly grid (which starts {grid_start})")
+    last_needed = now + (hours - 1) * HOUR
+    if predicted.index[-1] < last_needed:
+        raise ValueError(
+            f"the fit made at {fit.fitted_at} forecasts until {predicted.index[-1]}, not {last_needed}; "
+            "refit more often or raise horizon_hours"
+        )
+    # The hours whose errors feed the correction and the calibration.
+    first = max(grid_start, now - (settings.calibration_hours + 48) * HOUR)
+    past_hours = pd.date_range(first, now - HOUR, freq=HOUR) if first < now else pd.DatetimeIndex([])
+    observed = to_model_space(peaks.reindex(past_hours).to_numpy(dtype=float), fit.scale)
+    observed[~np.isfinite(peaks.reindex(past_hours).to_numpy(dtype=float))] = np.nan
+    errors = observed - predicted.reindex(past_hours).to_numpy()
+    correction = _ewm_before(errors, settings.correction_halflife_hours)  # correction[i]: before hour i
+    future = predicted.reindex(pd.date_range(now, periods=hours, freq=HOUR)).to_numpy()
+    result = []
+    for lead in range(hours):
+        # Errors of corrections made `lead` hours before each calibration hour.
+        idx = np.arange(lead, len(errors))
+        idx = idx[idx >= len(errors) - settings.calibration_hours]
+        residual = errors[idx] - correction[idx - lead]
+        residual = residual[np.isfinite(residual)]
+        band = float(np.quantile(residual, settings.band_quantile)) if len(residual) >= 24 else None
+        center = future[lead] + correction[-1]
+        if band is None:
+            # Too little history to calibrate: fall back on Prophet's own band.
+            upper_col = fit.model_space("yhat_upper").reindex([now + lead * HOUR]).to_numpy()[0]
+            band = float(upper_col - future[lead])
+        band = max(band, 0.0)
+        result.append(
+            HourForecast(
+                start=now + lead * HOUR,
+                expected_peak=float(from_model_space(center, fit.scale)),
+                upper_peak=float(from_model_space(center + band, fit.scale)),
+            )
+        )
+    return result
+
+
+def replicas_for(load: float, capacity: float) -> int:
+    """Whole replicas (at least 1) whose capacity covers `load`."""
+    if not math.isfinite(load) or load <= 0:
+        return 1
+    return max(1, math.ceil(load / capacity))
+
+
+def recommend(
+    forecasts: list[HourForecast],
+    limits: Limits,
+    settings: PolicySettings,
+    current_load: float | None,
+    previous_replicas: int | None = None,
+    unit: str = "",
+) -> list[Recommendation]:
+    """Replicas per forecast hour: band + headroom, the floor (first hour), bounds, stabilization."""
+    capacity = limits.capacity_per_replica
+    out = []
+    previous = previous_replicas
+    suffix = f" {unit}" if unit else ""
+    for lead, hour in enumerate(forecasts):
+        need = hour.upper_peak * (1.0 + settings.headroom)
+        replicas = replicas_for(need, capacity)
+        why = [
+            f"forecast peak {hour.expected_peak:.4g}{suffix} (upper band {hour.upper_peak:.4g}"
+            + (f", +{settings.headroom:.0%} headroom" if settings.headroom else "")
+            + f") at {capacity:.4g} per replica needs {replicas}"
+        ]
+        floor_load = current_load if lead == 0 else None
+        if floor_load is not None:
+            floor = replicas_for(floor_load / settings.floor_utilization, capacity)
+            if floor > replicas:
+                replicas = floor
+                why.append(
+                    f"raised to {floor} by the load of the last {settings.floor_minutes} min "
+                    f"({floor_load:.4g}{suffix})"
+                )
+        if previous is not None and previous - settings.scale_in_tolerance <= replicas < previous:
+            why.append(f"held at {previous}: a scale-in of {previous - replicas} is within the tolerance")
+            replicas = previous
+        bounded = min(max(replicas, limits.min_replicas, 1), limits.max_replicas)
+        if bounded != replicas:
+            which = "min_replicas" if bounded > replicas else "max_replicas"
+            why.append(f"clamped to {which} {bounded}")
+        out.append(
+            Recommendation(
+                window_start=hour.start,
+                window_end=hour.start + HOUR,
+                replicas=bounded,
+                forecast_peak=hour.expected_peak,
+                upper_peak=hour.upper_peak,
+                floor_load=floor_load,
+                reason="; ".join(why),
+            )
+        )
+        previous = bounded
+    return out

@@ -1,0 +1,130 @@
+"""The online recommender: refit Prophet every `refit_hours`, decide every hour with the scaling policy.
+
+This is what the replay runs and what the assets do on their schedule: one fit per day (warm
+started from the previous one) and, every hour in between, the latest fit corrected with the
+hours observed since, through :mod:`sreops.forecasting.policy`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from sreops.config import ForecastingConfig
+from sreops.forecasting import model, policy
+
+
+@dataclass(frozen=True)
+class RecommenderSettings:
+    """Everything that defines a recommender besides the service's limits."""
+
+    forecast: model.ForecastSettings = field(default_factory=model.ForecastSettings)
+    policy: policy.PolicySettings = field(default_factory=policy.PolicySettings)
+    refit_hours: int = 24
+
+    def __post_init__(self) -> None:
+        if self.refit_hours < 1:
+            raise ValueError(f"refit_hours must be at least 1, got {self.refit_hours}")
+        if self.refit_hours > self.forecast.horizon_hours:
+            raise ValueError(
+                f"refit_hours ({self.refit_hours}) exceeds horizon_hours ({self.forecast.horizon_hours}): "
+                "hours between refits would have no forecast"
+            )
+
+
+def settings_from_config(cfg: ForecastingConfig) -> RecommenderSettings:
+    """The recommender the config's `forecasting` section describes."""
+    return RecommenderSettings(
+        forecast=model.ForecastSettings(
+            training_days=cfg.training_days,
+            # Every hour until the next refit still needs `horizon_hours` of advice ahead.
+            horizon_hours=cfg.refit_hours + cfg.horizon_hours,
+            interval_width=cfg.interval_width,
+        ),
+        policy=policy.PolicySettings(
+            band_quantile=cfg.band_quantile,
+            correction_halflife_hours=cfg.correction_halflife_hours,
+            calibration_hours=cfg.calibration_hours,
+            headroom=cfg.headroom,
+            floor_minutes=cfg.floor_minutes,
+            scale_in_tolerance=cfg.scale_in_tolerance,
+        ),
+        refit_hours=cfg.refit_hours,
+    )
+
+
+def history_hours(settings: RecommenderSettings) -> int:
+    """Hours of peaks a decision needs: the training window, or the calibration window since the fit."""
+    return max(
+        settings.forecast.training_days * 24,
+        settings.policy.calibration_hours + 48 + settings.refit_hours,
+    )
+
+
+def current_load(history: pd.Series, now: pd.Timestamp, minutes: int) -> float | None:
+    """The peak load of the last `minutes` before `now` (None when nothing arrived)."""
+    stamps = history.index.to_numpy()
+    lo = np.searchsorted(stamps, (now - pd.Timedelta(minutes=minutes)).to_datetime64(), side="left")
+    hi = np.searchsorted(stamps, now.to_datetime64(), side="left")
+    return float(history.to_numpy()[lo:hi].max()) if hi > lo else None
+
+
+class ForecastRecommender:
+    """Decides replicas hour by hour from a demand history, refitting Prophet every `refit_hours`."""
+
+    def __init__(
+        self, limits: policy.Limits, settings: RecommenderSettings | None = None, name: str = "demand"
+    ):
+        self.limits = limits
+        self.settings = settings or RecommenderSettings()
+        self.key = (name, "demand")
+        self.fit_: model.Fit | None = None
+        self.fits_: list[model.Fit] = []
+        self.previous_: int | None = None
+        self.last_: policy.Recommendation | None = None
+
+    def _refit_due(self, now: pd.Timestamp) -> bool:
+        if self.fit_ is None:
+            return True
+        return now - self.fit_.fitted_at >= self.settings.refit_hours * model.HOUR
+
+    def decide(self, history: pd.Series, now: pd.Timestamp) -> int:
+        """Replicas for `[now, now + 1 h)` from the records before `now`."""
+        history = history[history.index < now]  # the contract, enforced: nothing from now on
+        peaks = model.hourly_peaks(history, now, history_hours(self.settings))
+        if self._refit_due(now):
+            previous = None
+            if self.fit_ is not None:
+                frame = self.fit_.frame.set_index("ts")["yhat"]
+                previous = frame[frame.index >= self.fit_.fitted_at]
+            try:
+                self.fit_ = model.fit(
+                    self.key,
+                    peaks,
+                    now,
+                    self.settings.forecast,
+                    warm_start=self.fit_.params if self.fit_ else None,
+                    previous_forecast=previous,
+                )
+                self.fits_.append(self.fit_)
+            except model.ForecastError:
+                if self.fit_ is None:
+                    return self._without_forecast(history, now)
+        assert self.fit_ is not None
+        forecasts = policy.corrected_forecast(self.fit_, peaks, now, 1, self.settings.policy)
+        load = current_load(history, now, self.settings.policy.floor_minutes)
+        (recommendation,) = policy.recommend(
+            forecasts, self.limits, self.settings.policy, load, previous_replicas=self.previous_
+        )
+        self.previous_ = recommendation.replicas
+        self.last_ = recommendation
+        return recommendation.replicas
+
+    def _without_forecast(self, history: pd.Series, now: pd.Timestamp) -> int:
+        """Too little history to fit: hold what the last hour's peak needs."""
+        load = current_load(history, now, 60)
+        replicas = policy.replicas_for(load or 0.0, self.limits.capacity_per_replica)
+        self.previous_ = min(max(replicas, self.limits.min_replicas), self.limits.max_replicas)
+        return self.previous_
