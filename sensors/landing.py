@@ -9,17 +9,16 @@ import dagster as dg
 
 from assets.features import features_job
 from assets.ingest import ingest_job
-from assets.partitions import hour_key, hourly_partitions
+from assets.partitions import hourly_partitions
 from assets.resources import WarehouseResource
-from sreops import marks, paths
+from sensors.rebuilds import rebuild_requests
+from sreops import paths
 from sreops.features import ASSET as FEATURES_ASSET
 from sreops.ingest import files as landing_files
-from sreops.warehouse import WarehouseLockedError
 
 MAX_FILES_PER_RUN = 50
 SETTLE_SECONDS = 1.0  # a file must be this old, so a writer that does not rename is done
 RETRY_AFTER_SECONDS = 600.0  # a file still in landing this long after its run was requested is retried
-READ_PATIENCE_SECONDS = 3.0
 
 
 def _signature(path: Path) -> str:
@@ -64,36 +63,10 @@ def landing_run_requests(
             requested[name] = [signature, now]
     requested = {name: seen for name, seen in requested.items() if name in present}
 
-    note = ""
-    try:
-        new_marks = marks.marks_after(
-            warehouse_path, FEATURES_ASSET, last_mark, patience_s=READ_PATIENCE_SECONDS
-        )
-    except WarehouseLockedError:
-        new_marks, note = [], "warehouse busy; hours touched by new files will be requested next tick"
-    skipped = 0
-    for hour_range in marks.group_hours(new_marks):
-        first, last = hour_key(hour_range.first), hour_key(hour_range.last)
-        if partition_keys is not None and (first not in partition_keys or last not in partition_keys):
-            skipped += hour_range.hours
-            continue
-        tags = (
-            {"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last}
-            if first != last
-            else {}
-        )
-        requests.append(
-            dg.RunRequest(
-                job_name=features_job.name,
-                run_key=f"features-{first}-{last}-{hour_range.newest_mark}",
-                partition_key=first if first == last else None,
-                tags=tags,
-            )
-        )
-    if new_marks:
-        last_mark = max(mark_id for mark_id, _ in new_marks)
-    if skipped:
-        note = f"{skipped} marked hour(s) fall outside the hourly partitions and were not requested"
+    rebuilds, last_mark, note = rebuild_requests(
+        warehouse_path, FEATURES_ASSET, last_mark, features_job.name, "features", partition_keys
+    )
+    requests.extend(rebuilds)
     return requests, json.dumps({"files": requested, "mark": last_mark}), note
 
 
