@@ -71,6 +71,25 @@ class ServiceConfig(_Section):
 class DetectionConfig(_Section):
     threshold: float = Field(default=75.0, ge=0, le=100)
     training_days: int = Field(default=7, ge=1)
+    close_threshold: float = Field(
+        default=50.0,
+        ge=0,
+        le=100,
+        description="An incident resolves once scores stay below this (hysteresis).",
+    )
+    open_minutes: int = Field(default=2, ge=1, description="N of the N-of-M rule that opens an incident.")
+    window_minutes: int = Field(default=5, ge=1, description="M of the N-of-M rule that opens an incident.")
+    quiet_minutes: int = Field(default=15, ge=1, description="Minutes below close_threshold that resolve it.")
+    context_minutes: float = Field(
+        default=10.0, gt=0, description="Recent level each value is compared from."
+    )
+    refit_hours: float = Field(default=24.0, gt=0, description="Models are retrained this often.")
+    cold_start_hours: float = Field(
+        default=6.0, ge=0, description="History a series needs before a model replaces the robust baseline."
+    )
+    deploy_settle_minutes: int = Field(
+        default=30, ge=0, description="Minutes after an instantaneous deploy event kept out of training."
+    )
 
 
 class SlackRoute(_Section):
@@ -146,15 +165,26 @@ class LogsConfig(_Section):
     """Log ingestion and clustering (one configuration for every service; see docs/logs.md)."""
 
     similarity_threshold: float | None = Field(
-        default=None, gt=0, le=1, description="Cosine needed to join a variable-length value. Default: 0.8."
+        default=None,
+        gt=0,
+        le=1,
+        description="Cosine the embedding gate needs (see embedding_gate). Default: 0.8.",
     )
     min_distinct_values: int = Field(
         default=4, ge=2, description="Distinct words one position must show before it counts as a variable."
     )
-    use_embeddings: bool = Field(default=True, description="Use the sentence-embedding model (all-MiniLM-L6-v2).")
+    use_embeddings: bool = Field(
+        default=True, description="Embed new patterns (all-MiniLM-L6-v2) to name their nearest known pattern."
+    )
+    embedding_gate: bool = Field(
+        default=False, description="Also require close embeddings before a variable-length merge (slower)."
+    )
     new_pattern_alerts: bool = True
     new_pattern_min_level: Literal["warning", "error", "critical"] = "warning"
     max_new_pattern_alerts: int = Field(default=20, ge=0, description="Per service and clustering run.")
+    new_pattern_warmup_minutes: int = Field(
+        default=60, ge=0, description="Patterns first seen this soon after a service's first line are its baseline."
+    )
     flush_idle_seconds: float = Field(
         default=2.0, ge=0, description="A file idle this long has its last record (maybe multi-line) read."
     )

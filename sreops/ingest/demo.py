@@ -217,6 +217,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--start", help="first timestamp, ISO-8601 UTC (default: DAYS before the current hour)"
     )
     parser.add_argument("--out", type=Path, help="folder for the files (default: the metrics landing folder)")
+    parser.add_argument("--no-logs", action="store_true", help="write metrics only, no demo log files")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -225,6 +226,11 @@ def run(args: argparse.Namespace) -> int:
     fleet = generate(start, days=args.days, step_seconds=args.step, seed=args.seed)
     files = write_landing_files(fleet, args.out or paths.landing_metrics())
     truth = write_ground_truth(fleet, paths.demo_dir())
+    if not args.no_logs:
+        from sreops.logs.demo import write_demo_logs
+
+        logs = write_demo_logs(fleet.incidents, start, days=args.days, seed=args.seed)
+        print(f"wrote demo logs for {len(logs)} services under {paths.landing_logs()}")
     print(
         f"wrote {len(fleet.samples):,} samples for {fleet.samples['service'].nunique()} services in "
         f"{len(files)} files under {files[0].parent}"

@@ -1,0 +1,1 @@
+"""Log clustering: masking, embeddings, streaming clusters, templates."""
