@@ -25,9 +25,17 @@ from sreops.migrations import MIGRATIONS, Migration
 log = logging.getLogger(__name__)
 
 DEFAULT_LOCK_PATIENCE_S = 300.0
-_LOCK_MARKERS = ("could not set lock", "conflicting lock", "database is locked")
+_LOCK_MARKERS = (
+    "could not set lock",
+    "conflicting lock",
+    "database is locked",
+    "unique file handle conflict",
+)
 _migrated: set[Path] = set()
 _migrate_guard = threading.Lock()
+# DuckDB shares one database instance per file inside a process; two threads attaching the
+# same file at the same moment (sensors run in threads) conflict, so attaching is serialized.
+_attach_guard = threading.Lock()
 
 
 class WarehouseLockedError(RuntimeError):
@@ -60,9 +68,10 @@ def _open(path: Path, patience_s: float) -> duckdb.DuckDBPyConnection:
     while True:
         attempts += 1
         try:
-            con = duckdb.connect(str(path))
+            with _attach_guard:
+                con = duckdb.connect(str(path))
             break
-        except (duckdb.IOException, duckdb.ConnectionException) as exc:
+        except (duckdb.IOException, duckdb.ConnectionException, duckdb.ResourceInUseException) as exc:
             if not _is_lock_error(exc) or time.monotonic() >= deadline:
                 if _is_lock_error(exc):
                     raise WarehouseLockedError(

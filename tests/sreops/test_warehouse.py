@@ -115,3 +115,46 @@ def test_connect_waits_for_another_process_to_release_the_lock(warehouse_path, l
     thread.join(timeout=60)
     assert outcome.get("done")
     assert warehouse.table_count("metric_samples_core", warehouse_path) == 1
+
+
+TOGGLER = """
+import sys, time, duckdb
+held = 0
+for _ in range(2000):
+    try:
+        con = duckdb.connect(sys.argv[1])
+    except duckdb.Error:
+        time.sleep(0.005)
+        continue
+    time.sleep(0.03)
+    con.close()
+    held += 1
+    if held == 30:
+        break
+"""
+
+
+def test_threads_of_one_process_open_the_warehouse_while_another_process_holds_it(
+    warehouse_path: Path,
+) -> None:
+    # Dagster evaluates sensors in threads of one process, while runs in other processes write.
+    toggler = subprocess.Popen([sys.executable, "-c", TOGGLER, str(warehouse_path)])
+    errors: list[BaseException] = []
+
+    def reader() -> None:
+        try:
+            for _ in range(2000):  # bounded; in practice until the other process is done
+                if toggler.poll() is not None:
+                    break
+                with warehouse.connect(warehouse_path, patience_s=60) as con:
+                    con.execute("SELECT count(*) FROM metric_samples").fetchall()
+        except BaseException as exc:  # collected for the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=reader) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    toggler.wait(timeout=60)
+    assert errors == []
