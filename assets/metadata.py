@@ -1,10 +1,11 @@
 """Metadata helpers shared by assets: markdown previews and small PNG plots for the UI."""
 
 import base64
-import io
 
 import dagster as dg
 import pandas as pd
+
+from sreops import figures
 
 
 def preview(frame: pd.DataFrame, rows: int = 10) -> dg.MetadataValue:
@@ -22,10 +23,7 @@ def png(png_bytes: bytes, alt: str) -> dg.MetadataValue:
 
 def line_plot(frame: pd.DataFrame, x: str, y: str, by: str, title: str, max_lines: int = 6) -> bytes:
     """A small line chart of `y` against `x`, one line per value of `by` (the first few)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = figures.pyplot()
 
     fig, ax = plt.subplots(figsize=(6, 2.6), dpi=80)
     for name in list(dict.fromkeys(frame[by]))[:max_lines]:
@@ -36,7 +34,4 @@ def line_plot(frame: pd.DataFrame, x: str, y: str, by: str, title: str, max_line
     ax.legend(fontsize=6, loc="upper left", ncols=2)
     fig.autofmt_xdate()
     fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    plt.close(fig)
-    return buffer.getvalue()
+    return figures.to_png(fig)

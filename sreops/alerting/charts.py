@@ -7,12 +7,12 @@ it is closed (:func:`render_png`), so matplotlib never holds the warehouse lock.
 from __future__ import annotations
 
 import datetime as dt
-import io
 from dataclasses import dataclass, field
 
 import duckdb
 import pandas as pd
 
+from sreops import figures
 from sreops.alerting.feedback import metric_shapes
 from sreops.alerting.model import Alert, table_exists
 
@@ -116,11 +116,8 @@ def chart_data(con: duckdb.DuckDBPyConnection, members: list[Alert], now: dt.dat
 
 def render_png(data: ChartData) -> bytes:
     """A small PNG: one panel per metric, band shaded, anomalous minutes in red."""
-    import matplotlib
-
-    matplotlib.use("Agg")
+    plt = figures.pyplot()
     import matplotlib.dates as mdates
-    import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(
         len(data.series), 1, figsize=(7, 1.9 * len(data.series) + 0.5), dpi=90, sharex=True, squeeze=False
@@ -149,7 +146,4 @@ def render_png(data: ChartData) -> bytes:
     axes[-1, 0].xaxis.set_major_formatter(mdates.DateFormatter("%H:%M"))
     axes[0, 0].set_title(f"{data.title} (UTC)", fontsize=9)
     fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    plt.close(fig)
-    return buffer.getvalue()
+    return figures.to_png(fig)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import io
 from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 
+from sreops import figures
 from sreops.forecasting.model import HOUR
 from sreops.forecasting.policy import Recommendation
 
@@ -21,10 +21,7 @@ def forecast_png(
     history_hours: int = 72,
 ) -> bytes:
     """PNG: hourly peaks observed, the forecast (`yhat` and its band) and replicas × capacity as steps."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = figures.pyplot()
 
     fig, ax = plt.subplots(figsize=(7, 2.8), dpi=80)
     recent = history.dropna()
@@ -58,7 +55,4 @@ def forecast_png(
         ax.legend(fontsize=6, loc="upper left", ncols=4)
     fig.autofmt_xdate()
     fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    plt.close(fig)
-    return buffer.getvalue()
+    return figures.to_png(fig)
