@@ -27,6 +27,9 @@ COMMANDS: dict[tuple[str | None, str], tuple[str, str]] = {
         "sreops.evaluation.autoscale",
         "backtest scaling recommendations on a demand trace",
     ),
+    ("detect", "replay"): ("sreops.detection.versions", "backfill a candidate detector version, compare it"),
+    ("detect", "promote"): ("sreops.detection.versions", "make a detector version the current one"),
+    ("detect", "versions"): ("sreops.detection.versions", "list detector versions and the hours they scored"),
     ("alerts", "list"): ("sreops.alerting.commands", "list alerts and their delivery state"),
     ("alerts", "test"): ("sreops.alerting.commands", "post a sample alert to Slack"),
     ("alerts", "serve"): ("sreops.alerting.commands", "serve Slack's interactivity endpoint (alert buttons)"),
@@ -34,6 +37,7 @@ COMMANDS: dict[tuple[str | None, str], tuple[str, str]] = {
 
 GROUP_HELP = {
     "eval": "evaluation on public benchmarks",
+    "detect": "detector versions: replay, compare, promote",
     "alerts": "inspect and test alerts",
 }
 

@@ -183,7 +183,9 @@ class LogsConfig(_Section):
     new_pattern_min_level: Literal["warning", "error", "critical"] = "warning"
     max_new_pattern_alerts: int = Field(default=20, ge=0, description="Per service and clustering run.")
     new_pattern_warmup_minutes: int = Field(
-        default=60, ge=0, description="Patterns first seen this soon after a service's first line are its baseline."
+        default=60,
+        ge=0,
+        description="Patterns first seen this soon after a service's first line are its baseline.",
     )
     flush_idle_seconds: float = Field(
         default=2.0, ge=0, description="A file idle this long has its last record (maybe multi-line) read."
@@ -238,9 +240,7 @@ def load(path: str | os.PathLike[str] | None = None) -> Config:
     try:
         return Config.model_validate(raw)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
-        )
+        problems = "; ".join(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors())
         raise ConfigError(f"config file {target} is invalid: {problems}") from exc
 
 

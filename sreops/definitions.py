@@ -17,6 +17,7 @@ from assets.resources import WarehouseResource
 STAGE_MODULES = (
     "assets.ingest",
     "assets.features",
+    "assets.detection",
     "assets.forecasting",
     "assets.logs",
     "sensors.landing",

@@ -90,7 +90,7 @@ def _series(
     peak_rps, base_latency, base_memory, replicas = SERVICES[service]
     n = len(ts)
     hours = ts.hour.to_numpy() + ts.minute.to_numpy() / 60.0
-    weekday = ts.dayofweek.to_numpy()
+    weekday = ts.day_of_week.to_numpy()
     daily = 0.55 + 0.45 * np.clip(np.sin((hours - 7.0) / 24.0 * 2 * np.pi), -0.6, 1.0)
     weekly = np.where(weekday >= 5, 0.65, 1.0)
     # slow random walk: load that wanders a little from day to day

@@ -22,7 +22,9 @@ def samples(path, service: str, source: str, start: dt.datetime, end: dt.datetim
     )
     with warehouse.transaction(path) as con:
         con.register("frame", frame)
-        con.execute("INSERT INTO metric_samples_extra (ts, service, metric, value, source) SELECT * FROM frame")
+        con.execute(
+            "INSERT INTO metric_samples_extra (ts, service, metric, value, source) SELECT * FROM frame"
+        )
 
 
 def firing(path) -> dict[str, str]:

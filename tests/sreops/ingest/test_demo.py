@@ -30,8 +30,8 @@ def test_load_has_daily_and_weekly_rhythm() -> None:
     rps = s[(s.service == "search") & (s.metric == "request_rate")].set_index("ts")["value"]
     by_hour = rps.groupby(rps.index.hour).mean()
     assert by_hour.max() > 2 * by_hour.min()  # day and night
-    weekday = rps[rps.index.dayofweek < 5].mean()
-    weekend = rps[rps.index.dayofweek >= 5].mean()
+    weekday = rps[rps.index.day_of_week < 5].mean()
+    weekend = rps[rps.index.day_of_week >= 5].mean()
     assert weekend < 0.85 * weekday
 
 

@@ -1,0 +1,238 @@
+"""Detection assets: `detector_models` (daily), `anomalies` (hourly scores) and `alerts` (incidents).
+
+Thin adapters over `sreops.detection`: `anomalies` scores one hour of every series with the models
+trained before it (training any that are missing) and `alerts` turns the service-minute scores
+into incidents in the outbox. Both follow new `metric_features_1m` partitions automatically.
+"""
+
+import datetime as dt
+
+import dagster as dg
+import pandas as pd
+
+from assets.metadata import line_plot, png, preview
+from assets.partitions import hourly_partitions
+from assets.resources import WarehouseResource
+from sreops import config
+from sreops.detection import incidents, scoring, versions
+from sreops.detection.events import load_events
+from sreops.detection.store import FileModelStore
+from sreops.features import hours_between
+
+SCORES_IN_RANGE = "scores_in_range"
+# Eager on every hour, not only the latest: a late-data rebuild of an old features hour re-scores it.
+FOLLOW_FEATURES = dg.AutomationCondition.eager().without(dg.AutomationCondition.in_latest_time_window())
+ONE_ROW_PER_MINUTE = "one_row_per_series_minute"
+
+
+class TrainingConfig(dg.Config):
+    """When to train as of (ISO-8601 UTC); empty means now."""
+
+    as_of: str = ""
+
+
+class DetectionRunConfig(dg.Config):
+    """Which detector version scores; empty means the current one (a replay names a candidate)."""
+
+    version: str = ""
+
+
+def _naive(moment: dt.datetime) -> dt.datetime:
+    return moment.astimezone(dt.UTC).replace(tzinfo=None) if moment.tzinfo else moment
+
+
+def _events(path: str, start: dt.datetime, end: dt.datetime, lookback_s: float) -> list:
+    cfg = config.current()
+    settle = dt.timedelta(minutes=cfg.detection.deploy_settle_minutes)
+    return load_events(path, start - dt.timedelta(seconds=lookback_s), end, cfg.events, settle)
+
+
+@dg.asset(group_name="detection", pool="warehouse", kinds={"duckdb", "numpy"}, deps=["metric_features_1m"])
+def detector_models(
+    context: dg.AssetExecutionContext, config: TrainingConfig, warehouse: WarehouseResource
+) -> dg.MaterializeResult:
+    """Per series: the model it scores with from now on (trailing training window, one file each)."""
+    settings, _ = versions.current(warehouse.path)
+    now = (
+        _naive(dt.datetime.fromisoformat(config.as_of))
+        if config.as_of
+        else dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    )
+    events = _events(warehouse.path, now, now, settings.training_s)
+    report = scoring.train_as_of(warehouse.path, now, settings, FileModelStore(), events)
+    context.log.info(
+        f"{report.trained} trained, {report.reused} already trained, {report.too_short} too short"
+    )
+    trained = pd.DataFrame(
+        [{"service": k[1], "metric": k[2], "trained_until": k[3]} for k in report.keys]
+        or [{"service": "", "metric": "", "trained_until": None}]
+    )
+    return dg.MaterializeResult(
+        metadata={
+            "version": settings.version,
+            "trained": report.trained,
+            "reused": report.reused,
+            "too_short": report.too_short,
+            "training_points": report.points,
+            "models": preview(trained.dropna(), rows=20),
+        }
+    )
+
+
+train_detector_models = dg.define_asset_job(
+    "train_detector_models", selection=[detector_models], description="Retrain every series' detector model."
+)
+
+
+@dg.schedule(
+    cron_schedule="10 0 * * *",
+    job=train_detector_models,
+    execution_timezone="UTC",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+)
+def daily_detector_training(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+    """Once a day, shortly after the UTC day the models are aligned to begins."""
+    return dg.RunRequest(run_key=f"detector-models-{context.scheduled_execution_time:%Y-%m-%d}")
+
+
+@dg.asset(
+    partitions_def=hourly_partitions,
+    deps=["metric_features_1m"],
+    group_name="detection",
+    pool="warehouse",
+    kinds={"duckdb", "numpy"},
+    automation_condition=FOLLOW_FEATURES,
+    backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=24),
+    check_specs=[
+        dg.AssetCheckSpec(SCORES_IN_RANGE, asset="anomalies", description="Every score lies in [0, 100]."),
+        dg.AssetCheckSpec(
+            ONE_ROW_PER_MINUTE,
+            asset="anomalies",
+            description="One row per scored entity-minute and version (no duplicates after re-runs).",
+        ),
+    ],
+)
+def anomalies(context: dg.AssetExecutionContext, config: DetectionRunConfig, warehouse: WarehouseResource):
+    """A 0–100 score per series-minute and per service-minute, with explanations, for each hour."""
+    window = context.partition_time_window
+    start, end = _naive(window.start), _naive(window.end)
+    settings, policy = versions.current(warehouse.path)
+    if config.version:
+        settings = versions.settings_of(warehouse.path, config.version)
+    events = _events(warehouse.path, start, end, settings.training_s)
+    store = FileModelStore()
+    results = [
+        scoring.score_hour(warehouse.path, h, settings, policy, store, events)
+        for h in hours_between(start, end)
+    ]
+    frame = pd.concat([r.frame for r in results], ignore_index=True) if results else pd.DataFrame()
+    services = frame[frame["metric"] == scoring.SERVICE_METRIC] if len(frame) else frame
+    top = (
+        frame[frame["metric"] != scoring.SERVICE_METRIC].nlargest(10, "score")[
+            [
+                "minute",
+                "service",
+                "metric",
+                "score",
+                "severity",
+                "value",
+                "expected_low",
+                "expected_high",
+                "event",
+            ]
+        ]
+        if len(frame)
+        else frame
+    )
+    metadata: dict = {
+        "version": settings.version,
+        "hours": len(results),
+        "rows": sum(r.rows for r in results),
+        "series": max((r.series for r in results), default=0),
+        "anomalous_series_minutes": int(frame["is_anomaly"].sum() - services["is_anomaly"].sum())
+        if len(frame)
+        else 0,
+        "anomalous_service_minutes": int(services["is_anomaly"].sum()) if len(services) else 0,
+        "top_scores": preview(top),
+    }
+    if len(services):
+        metadata["plot"] = png(
+            line_plot(services, "minute", "score", "service", f"service scores, {start:%Y-%m-%d %H:00} UTC"),
+            "service scores",
+        )
+    yield dg.MaterializeResult(metadata=metadata)
+    out_of_range = int(((frame["score"] < 0) | (frame["score"] > 100)).sum()) if len(frame) else 0
+    yield dg.AssetCheckResult(
+        check_name=SCORES_IN_RANGE, passed=out_of_range == 0, metadata={"out_of_range": out_of_range}
+    )
+    duplicates = scoring.duplicate_rows(warehouse.path, start, end, settings.version)
+    yield dg.AssetCheckResult(
+        check_name=ONE_ROW_PER_MINUTE, passed=duplicates == 0, metadata={"duplicate_rows": duplicates}
+    )
+
+
+@dg.asset(
+    name="alerts",
+    partitions_def=hourly_partitions,
+    deps=[anomalies],
+    group_name="detection",
+    pool="warehouse",
+    kinds={"duckdb"},
+    automation_condition=FOLLOW_FEATURES,
+    backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=24),
+)
+def alerts_asset(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+    """Anomaly incidents (N-of-M to open, hysteresis and a quiet period to resolve) in the alerts outbox."""
+    window = context.partition_time_window
+    start, end = _naive(window.start), _naive(window.end)
+    settings, policy = versions.current(warehouse.path)
+    found, totals = [], incidents.ReconcileReport()
+    for hour in hours_between(start, end):
+        hour_found, report = incidents.update_incidents(
+            warehouse.path,
+            hour,
+            hour + dt.timedelta(hours=1),
+            settings.version,
+            policy,
+            partition=context.partition_key,
+        )
+        found = hour_found
+        for name in ("opened", "updated", "escalated", "resolved", "withdrawn"):
+            setattr(totals, name, getattr(totals, name) + getattr(report, name))
+    table = pd.DataFrame(
+        [
+            {
+                "service": i.service,
+                "first_minute": i.first_minute,
+                "last_minute": i.last_minute,
+                "peak": round(i.peak_score, 1),
+                "severity": i.severity,
+                "status": "resolved" if i.resolved else "firing",
+                "metrics": ", ".join(i.metrics),
+            }
+            for i in found
+        ]
+    )
+    return dg.MaterializeResult(
+        metadata={
+            "version": settings.version,
+            "incidents_in_window": len(found),
+            "opened": totals.opened,
+            "escalated": totals.escalated,
+            "resolved": totals.resolved,
+            "withdrawn": totals.withdrawn,
+            "incidents": preview(table, rows=20),
+        }
+    )
+
+
+ASSETS = [detector_models, anomalies, alerts_asset]
+JOBS = [
+    train_detector_models,
+    dg.define_asset_job(
+        "score_anomalies",
+        selection=[anomalies, alerts_asset],
+        description="Score an hour and update its incidents (also: a version replay, with run config).",
+    ),
+]
+SCHEDULES = [daily_detector_training]

@@ -1,0 +1,125 @@
+"""From raw novelty to a score in 0–100 that means the same on every series and detector.
+
+Two questions make a point anomalous: is it *rare* for this series (its novelty sits in the far tail
+of what training saw), and is it *large* (far from anything seen before, in units of the series'
+range)? Rarity alone alarms on the noise of quiet series; size alone alarms on every burst of a
+bursty one. The evidence is their product, `z = surprise / surprise_scale * magnitude`, and the
+score `100 * (1 - exp(-z))` is monotone in it, so one threshold fits every series.
+
+Surprise is `-ln p` with `p` the empirical tail probability of the novelty among the training
+sample; beyond the largest value seen, `p` keeps falling with a heavy (Pareto, shape 1) tail so
+that "twice as far beyond" is more surprising, yet one wild value cannot dominate the scale.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+# Elastic ML's bands: the lowest score of each severity, highest first.
+SEVERITY_BANDS: tuple[tuple[float, str], ...] = (
+    (75.0, "critical"),
+    (50.0, "major"),
+    (25.0, "minor"),
+    (3.0, "warning"),
+    (0.0, "info"),
+)
+SEVERITY_ORDER = ("info", "warning", "minor", "major", "critical")
+MIN_CALIBRATION_SAMPLE = 10
+
+
+@dataclass
+class TailCalibrator:
+    """The sorted training sample of a raw score; `surprise` is -ln of a value's tail probability."""
+
+    sample_: np.ndarray  # shape (n,), ascending, finite
+
+    @classmethod
+    def fit(cls, values: np.ndarray) -> TailCalibrator:
+        """Keep the finite values, sorted."""
+        values = np.asarray(values, dtype=float)
+        return cls(np.sort(values[np.isfinite(values)]))
+
+    @property
+    def size(self) -> int:
+        return len(self.sample_)
+
+    def surprise(self, values: np.ndarray) -> np.ndarray:
+        """-ln P(X >= value) under the training sample, with a heavy tail beyond its maximum (nats >= 0)."""
+        values = np.asarray(values, dtype=float)
+        n = self.size
+        if n < MIN_CALIBRATION_SAMPLE:
+            return np.zeros_like(values)
+        safe = np.where(np.isfinite(values), values, -np.inf)
+        at_least = n - np.searchsorted(self.sample_, safe, side="left")
+        p = (at_least + 1.0) / (n + 1.0)
+        top = self.sample_[-1]
+        span = max(top - self.sample_[n // 2], 1e-12)
+        beyond = np.clip(safe - top, 0.0, None) / span
+        p = np.where(safe > top, (1.0 / (n + 1.0)) / (1.0 + beyond), p)
+        return -np.log(np.clip(p, 1e-300, 1.0))
+
+
+def evidence(surprise: np.ndarray, magnitude: np.ndarray, surprise_scale: float) -> np.ndarray:
+    """Rarity times size: how strongly a point argues for an anomaly (>= 0)."""
+    return np.clip(np.asarray(surprise) / surprise_scale, 0.0, None) * np.clip(
+        np.asarray(magnitude), 0.0, None
+    )
+
+
+def to_score(z: np.ndarray) -> np.ndarray:
+    """Evidence → score in [0, 100): monotone, so ranking and thresholds carry across series."""
+    return 100.0 * -np.expm1(-np.clip(np.asarray(z, dtype=float), 0.0, None))
+
+
+def to_evidence(score: np.ndarray) -> np.ndarray:
+    """The inverse of `to_score`."""
+    return -np.log1p(-np.clip(np.asarray(score, dtype=float), 0.0, 100.0 - 1e-12) / 100.0)
+
+
+def severity(score: float) -> str:
+    """The severity band of one score."""
+    for floor, name in SEVERITY_BANDS:
+        if score >= floor:
+            return name
+    return "info"
+
+
+def severities(scores: np.ndarray) -> np.ndarray:
+    """The severity band of each score."""
+    scores = np.asarray(scores, dtype=float)
+    out = np.full(scores.shape, "info", dtype=object)
+    for floor, name in reversed(SEVERITY_BANDS):
+        out[scores >= floor] = name
+    return out
+
+
+def severity_rank(name: str) -> int:
+    """info=0 < warning < minor < major < critical=4."""
+    return SEVERITY_ORDER.index(name)
+
+
+def alarm_scores(times_s: np.ndarray, scores: np.ndarray, suppression_s: float) -> np.ndarray:
+    """The alarm stream: a score counts only when it beats every score of the `suppression_s` before it.
+
+    An ongoing incident thus alarms once and again only if it escalates; everything else is 0.
+    Uses only earlier points, so it streams.
+    """
+    times_s = np.asarray(times_s, dtype=float)
+    scores = np.asarray(scores, dtype=float)
+    out = np.zeros_like(scores)
+    window: list[tuple[float, float]] = []  # (time, score), scores decreasing: a monotone deque
+    head = 0
+    for i, (t, s) in enumerate(zip(times_s, scores, strict=True)):
+        while head < len(window) and window[head][0] < t - suppression_s:
+            head += 1
+        recent_max = window[head][1] if head < len(window) else 0.0
+        out[i] = s if s > recent_max else 0.0
+        while len(window) > head and window[-1][1] <= s:
+            window.pop()
+        window.append((t, s))
+        if head > 1024:
+            window = window[head:]
+            head = 0
+    return out

@@ -1,0 +1,100 @@
+"""Where trained models live: artefacts under the data directory, their registry rows in DuckDB.
+
+A model is identified by (version, service, metric, trained_until). The store has two methods
+(`save_model`, `load_model`), as Drain3's persistence does; `MemoryModelStore` is the test fake
+and `FileModelStore` the real one (`.npz` files under `$SREOPS_HOME/models/detection/`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sreops import paths, warehouse
+from sreops.detection.models import ModelError, SeriesModel
+
+ModelKey = tuple[str, str, str, dt.datetime]  # version, service, metric, trained_until (naive UTC)
+
+
+def model_id(key: ModelKey) -> str:
+    """A stable id for a model key (the registry's primary key)."""
+    version, service, metric, until = key
+    return hashlib.sha1(f"{version}|{service}|{metric}|{until.isoformat()}".encode()).hexdigest()[:20]
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]", "_", name)[:80] + "-" + hashlib.sha1(name.encode()).hexdigest()[:6]
+
+
+@dataclass
+class MemoryModelStore:
+    """Models in a dict: the test fake, and a cache for one process."""
+
+    models: dict[ModelKey, SeriesModel] = field(default_factory=dict)
+
+    def save_model(self, key: ModelKey, model: SeriesModel) -> str:
+        self.models[key] = model
+        return f"memory:{model_id(key)}"
+
+    def load_model(self, key: ModelKey) -> SeriesModel | None:
+        return self.models.get(key)
+
+
+@dataclass
+class FileModelStore:
+    """Models as `.npz` files under `root` (default `$SREOPS_HOME/models/detection`), cached in memory."""
+
+    root: Path = field(default_factory=lambda: paths.models_dir() / "detection")
+    cache: dict[ModelKey, SeriesModel] = field(default_factory=dict)
+
+    def path(self, key: ModelKey) -> Path:
+        version, service, metric, until = key
+        return self.root / _safe(version) / _safe(service) / _safe(metric) / f"{until:%Y%m%dT%H%M%S}.npz"
+
+    def save_model(self, key: ModelKey, model: SeriesModel) -> str:
+        target = self.path(key)
+        model.save(target)
+        self.cache[key] = model
+        return str(target)
+
+    def load_model(self, key: ModelKey) -> SeriesModel | None:
+        if key in self.cache:
+            return self.cache[key]
+        target = self.path(key)
+        if not target.exists():
+            return None
+        try:
+            model = SeriesModel.load(target)
+        except ModelError:
+            return None  # unreadable artefact: retrained by the caller
+        self.cache[key] = model
+        return model
+
+
+def register(warehouse_path: str | Path | None, rows: list[tuple[ModelKey, SeriesModel | None, str]]) -> None:
+    """Record trained models in `detector_models` (one row per key; a re-train replaces the row)."""
+    if not rows:
+        return
+    with warehouse.transaction(warehouse_path) as con:
+        for key, model, location in rows:
+            version, service, metric, until = key
+            con.execute("DELETE FROM detector_models WHERE model_id = ?", [model_id(key)])
+            con.execute(
+                "INSERT INTO detector_models VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, now()::TIMESTAMP)",
+                [
+                    model_id(key),
+                    version,
+                    service,
+                    metric,
+                    until,
+                    dt.datetime.fromtimestamp(model.train_start_s, dt.UTC).replace(tzinfo=None)
+                    if model
+                    else None,
+                    model.points if model else 0,
+                    model.kind if model else "none",
+                    location,
+                ],
+            )

@@ -1,0 +1,323 @@
+"""Replayable detector versions: register a configuration, backfill it, compare its incidents, promote it.
+
+A version is named by the hash of its `DetectorSettings`, so its scores (`anomalies.version`) and
+models (`detector_models.version`) never mix with another's. One version is `current`: its scores
+feed `alerts`. A `candidate` is scored over past hours (the same `score_hour`, the same
+no-look-ahead rule), its incidents are compared with the current version's over the same hours
+(matched, lost, new), the comparison is kept in `detector_comparisons`, and it can be promoted.
+Late data takes the same path: the late hour is re-scored under the current version.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from sreops import config, warehouse
+from sreops.detection import incidents
+from sreops.detection.settings import AlarmPolicy, DetectorSettings, SettingsError, from_config
+
+CURRENT, CANDIDATE, RETIRED = "current", "candidate", "retired"
+FROM_CONFIG = "from the config file"
+
+
+class VersionError(LookupError):
+    """A version that is not registered, or an action its status does not allow."""
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+def register(
+    warehouse_path: str | Path | None, settings: DetectorSettings, status: str = CANDIDATE, note: str = ""
+) -> str:
+    """Record a configuration under its version name (idempotent); returns the version."""
+    with warehouse.transaction(warehouse_path) as con:
+        exists = con.execute(
+            "SELECT status FROM detector_versions WHERE version = ?", [settings.version]
+        ).fetchone()
+        if exists is None:
+            con.execute(
+                "INSERT INTO detector_versions VALUES (?, ?, ?, now()::TIMESTAMP, ?, ?)",
+                [settings.version, settings.to_json(), status, _now() if status == CURRENT else None, note],
+            )
+    return settings.version
+
+
+def settings_of(warehouse_path: str | Path | None, version: str) -> DetectorSettings:
+    """The settings a version was registered with."""
+    with warehouse.connect(warehouse_path) as con:
+        row = con.execute("SELECT settings FROM detector_versions WHERE version = ?", [version]).fetchone()
+    if row is None:
+        raise VersionError(f"detector version {version!r} is not registered; see `sreops detect versions`")
+    return DetectorSettings.from_json(row[0])
+
+
+def current(
+    warehouse_path: str | Path | None, cfg: config.Config | None = None
+) -> tuple[DetectorSettings, AlarmPolicy]:
+    """The current version's settings, and the alarm policy of the config.
+
+    The config file's detector settings are the current version unless a version was promoted
+    by hand (`sreops detect promote`): then the promoted one stays current until the next promotion.
+    """
+    cfg = cfg or config.current()
+    configured, policy = from_config(cfg.detection)
+    with warehouse.connect(warehouse_path) as con:
+        row = con.execute(
+            "SELECT version, settings, note FROM detector_versions WHERE status = ? LIMIT 1", [CURRENT]
+        ).fetchone()
+    if row is not None and (row[0] == configured.version or row[2] != FROM_CONFIG):
+        return DetectorSettings.from_json(row[1]), policy
+    register(warehouse_path, configured, CANDIDATE, FROM_CONFIG)
+    promote(warehouse_path, configured.version, note=FROM_CONFIG)
+    return configured, policy
+
+
+def list_versions(warehouse_path: str | Path | None) -> pd.DataFrame:
+    """Every registered version with its status and the hours it has scored."""
+    with warehouse.connect(warehouse_path) as con:
+        return con.execute(
+            "SELECT v.version, v.status, v.created_at, v.promoted_at, v.note,"
+            " (SELECT count(DISTINCT date_trunc('hour', a.minute)) FROM anomalies a WHERE a.version = v.version)"
+            " AS hours_scored, v.settings FROM detector_versions v ORDER BY v.created_at"
+        ).df()
+
+
+def promote(warehouse_path: str | Path | None, version: str, note: str = "promoted") -> None:
+    """Make `version` current; the previous current version is retired (its rows stay for comparison)."""
+    settings_of(warehouse_path, version)
+    with warehouse.transaction(warehouse_path) as con:
+        con.execute("UPDATE detector_versions SET status = ? WHERE status = ?", [RETIRED, CURRENT])
+        con.execute(
+            "UPDATE detector_versions SET status = ?, promoted_at = ?, note = ? WHERE version = ?",
+            [CURRENT, _now(), note, version],
+        )
+
+
+@dataclass
+class Comparison:
+    """Incidents of a candidate against the baseline over the same hours."""
+
+    candidate: str
+    baseline: str
+    start: dt.datetime
+    end: dt.datetime
+    matched: int
+    lost: int
+    new: int
+    rows: pd.DataFrame  # one row per incident of either: service, first/last minute, peak, which side
+
+    def as_markdown(self) -> str:
+        if self.rows.empty:
+            return "_no incidents in either version_"
+        return self.rows.to_markdown(index=False, floatfmt=".1f")
+
+
+def _incidents_of(warehouse_path, version, start, end, policy) -> list[incidents.Incident]:
+    from sreops.detection.scoring import read_service_scores
+
+    scores = read_service_scores(warehouse_path, version, start, end)
+    found = []
+    for _, part in scores.groupby("service", sort=True):
+        found.extend(incidents.find_incidents(part, policy, end))
+    return found
+
+
+def _overlap(a: incidents.Incident, b: incidents.Incident, slack: dt.timedelta) -> bool:
+    return (
+        a.service == b.service
+        and a.first_minute <= b.last_minute + slack
+        and b.first_minute <= a.last_minute + slack
+    )
+
+
+def compare(
+    warehouse_path: str | Path | None,
+    candidate: str,
+    baseline: str,
+    start: dt.datetime,
+    end: dt.datetime,
+    policy: AlarmPolicy | None = None,
+    slack: dt.timedelta = dt.timedelta(minutes=10),
+) -> Comparison:
+    """Match the two versions' incidents in [start, end) by service and overlap; record the result."""
+    policy = policy or AlarmPolicy()
+    theirs = _incidents_of(warehouse_path, baseline, start, end, policy)
+    ours = _incidents_of(warehouse_path, candidate, start, end, policy)
+    rows = []
+    matched_ours: set[int] = set()
+    for b in theirs:
+        hit = next((i for i, c in enumerate(ours) if i not in matched_ours and _overlap(b, c, slack)), None)
+        if hit is not None:
+            matched_ours.add(hit)
+        rows.append(
+            {
+                "service": b.service,
+                "first_minute": b.first_minute,
+                "last_minute": b.last_minute,
+                "baseline_peak": b.peak_score,
+                "candidate_peak": ours[hit].peak_score if hit is not None else None,
+                "outcome": "matched" if hit is not None else "lost",
+            }
+        )
+    for i, c in enumerate(ours):
+        if i not in matched_ours:
+            rows.append(
+                {
+                    "service": c.service,
+                    "first_minute": c.first_minute,
+                    "last_minute": c.last_minute,
+                    "baseline_peak": None,
+                    "candidate_peak": c.peak_score,
+                    "outcome": "new",
+                }
+            )
+    frame = pd.DataFrame(
+        rows, columns=["service", "first_minute", "last_minute", "baseline_peak", "candidate_peak", "outcome"]
+    )
+    frame = frame.sort_values(["first_minute", "service"], kind="stable").reset_index(drop=True)
+    counts = frame["outcome"].value_counts()
+    result = Comparison(
+        candidate,
+        baseline,
+        start,
+        end,
+        int(counts.get("matched", 0)),
+        int(counts.get("lost", 0)),
+        int(counts.get("new", 0)),
+        frame,
+    )
+    with warehouse.transaction(warehouse_path) as con:
+        con.execute(
+            "INSERT INTO detector_comparisons VALUES (?, ?, ?, ?, ?, ?, ?, ?, now()::TIMESTAMP)",
+            [
+                candidate,
+                baseline,
+                start,
+                end,
+                result.matched,
+                result.lost,
+                result.new,
+                frame.to_json(orient="records", date_format="iso"),
+            ],
+        )
+    return result
+
+
+def replay(
+    warehouse_path: str | Path | None,
+    settings: DetectorSettings,
+    start: dt.datetime,
+    end: dt.datetime,
+    progress: bool = False,
+) -> list:
+    """Score every hour in [start, end) under `settings` (registered as a candidate if new)."""
+    from tqdm import tqdm
+
+    from sreops.detection.events import load_events
+    from sreops.detection.scoring import score_hour
+    from sreops.detection.store import FileModelStore
+    from sreops.features import hours_between
+
+    register(warehouse_path, settings)
+    _, policy = current(warehouse_path)
+    cfg = config.current()
+    store = FileModelStore()
+    settle = dt.timedelta(minutes=cfg.detection.deploy_settle_minutes)
+    events = load_events(
+        warehouse_path, start - dt.timedelta(seconds=settings.training_s), end, cfg.events, settle
+    )
+    out = []
+    for hour in tqdm(
+        hours_between(start, end),
+        desc=f"replay {settings.version}",
+        unit="hour",
+        disable=not progress,
+        file=sys.stderr,
+    ):
+        out.append(score_hour(warehouse_path, hour, settings, policy, store, events))
+    return out
+
+
+# ---- `sreops detect …` -------------------------------------------------------------------------
+def parse_overrides(pairs: list[str]) -> dict:
+    """`NAME=VALUE` pairs as settings changes (values parsed as JSON when they can be)."""
+    changes = {}
+    for item in pairs:
+        name, sep, text = item.partition("=")
+        if not sep:
+            raise SettingsError(f"--set expects NAME=VALUE, got {item!r}")
+        try:
+            changes[name] = json.loads(text)
+        except json.JSONDecodeError:
+            changes[name] = text
+    return changes
+
+
+def add_replay_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of `sreops detect replay`."""
+    parser.add_argument("start", help="first hour, ISO-8601 UTC")
+    parser.add_argument("end", help="end hour (exclusive), ISO-8601 UTC")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a detector setting of the candidate (e.g. context_minutes=15); repeatable",
+    )
+
+
+def run_replay(args: argparse.Namespace) -> int:
+    """`sreops detect replay START END --set …`: backfill a candidate version and compare it with current."""
+    start, end = dt.datetime.fromisoformat(args.start), dt.datetime.fromisoformat(args.end)
+    try:
+        baseline, policy = current(None)
+        candidate = baseline.with_changes(**parse_overrides(args.set))
+    except (SettingsError, TypeError) as exc:
+        print(f"sreops detect replay: {exc}", file=sys.stderr)
+        return 2
+    for settings in {baseline.version: baseline, candidate.version: candidate}.values():
+        replay(None, settings, start, end, progress=True)
+    result = compare(None, candidate.version, baseline.version, start, end, policy)
+    print(
+        f"candidate {candidate.version} vs current {baseline.version}: "
+        f"{result.matched} matched, {result.lost} lost, {result.new} new"
+    )
+    print(result.as_markdown())
+    return 0
+
+
+def add_promote_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of `sreops detect promote`."""
+    parser.add_argument("version", help="a registered version (see `sreops detect versions`)")
+
+
+def run_promote(args: argparse.Namespace) -> int:
+    """`sreops detect promote VERSION`."""
+    try:
+        promote(None, args.version)
+    except VersionError as exc:
+        print(f"sreops detect promote: {exc}", file=sys.stderr)
+        return 2
+    print(f"{args.version} is now the current detector version")
+    return 0
+
+
+def add_versions_arguments(parser: argparse.ArgumentParser) -> None:
+    """`sreops detect versions` takes no arguments."""
+
+
+def run_versions(args: argparse.Namespace) -> int:
+    """`sreops detect versions`: registered versions, their status and hours scored."""
+    current(None)
+    frame = list_versions(None)
+    print(frame.drop(columns=["settings"]).to_markdown(index=False) if len(frame) else "no versions")
+    return 0

@@ -1,0 +1,154 @@
+"""Incident grouping (N-of-M, hysteresis, quiet period, events) and its reconciliation with `alerts`."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from sreops import warehouse
+from sreops.detection import incidents
+from sreops.detection.settings import AlarmPolicy
+
+T0 = dt.datetime(2026, 11, 20, 10, 0)
+POLICY = AlarmPolicy(threshold=75, close_threshold=50, open_minutes=2, window_minutes=5, quiet_minutes=15)
+
+
+def minutes(
+    scores: list[float], service: str = "checkout", events: dict[int, str] | None = None
+) -> pd.DataFrame:
+    """One row per minute from T0; minute i gets an explanation naming metric m<i % 2>."""
+    return pd.DataFrame(
+        {
+            "service": service,
+            "minute": [T0 + dt.timedelta(minutes=i) for i in range(len(scores))],
+            "score": scores,
+            "explanation": [
+                json.dumps([{"metric": f"m{i % 2}", "score": s}]) if s >= 3 else None
+                for i, s in enumerate(scores)
+            ],
+            "event": [(events or {}).get(i) for i in range(len(scores))],
+        }
+    )
+
+
+def end_of(frame: pd.DataFrame) -> dt.datetime:
+    return frame["minute"].max().to_pydatetime() + dt.timedelta(minutes=1)
+
+
+def test_one_hot_minute_does_not_open_an_incident() -> None:
+    frame = minutes([0] * 10 + [99] + [0] * 30)
+    assert incidents.find_incidents(frame, POLICY, end_of(frame)) == []
+
+
+def test_two_hot_minutes_within_five_open_one_incident_from_the_first() -> None:
+    frame = minutes([0] * 10 + [90, 10, 10, 80] + [0] * 30)
+    (incident,) = incidents.find_incidents(frame, POLICY, end_of(frame))
+    assert incident.first_minute == T0 + dt.timedelta(minutes=10)
+    assert incident.peak_score == 90 and incident.severity == "critical"
+    assert incident.resolved and incident.resolved_at == T0 + dt.timedelta(minutes=14)
+    assert incident.metrics == ["m0", "m1"]
+
+
+def test_hysteresis_keeps_it_open_between_the_close_and_open_scores() -> None:
+    frame = minutes([0] * 5 + [90, 90] + [60] * 40 + [0] * 20)
+    (incident,) = incidents.find_incidents(frame, POLICY, end_of(frame))
+    assert incident.last_minute == T0 + dt.timedelta(minutes=46)
+
+
+def test_quiet_period_resolves_and_a_later_burst_is_a_new_incident() -> None:
+    frame = minutes([90, 90] + [0] * 16 + [90, 90] + [0] * 20)
+    first, second = incidents.find_incidents(frame, POLICY, end_of(frame))
+    assert first.resolved and second.first_minute == T0 + dt.timedelta(minutes=18)
+
+
+def test_short_gap_below_the_quiet_period_does_not_flap() -> None:
+    frame = minutes([90, 90] + [0] * 10 + [90] + [0] * 20)
+    assert len(incidents.find_incidents(frame, POLICY, end_of(frame))) == 1
+
+
+def test_incident_still_hot_at_the_end_of_the_data_stays_open() -> None:
+    frame = minutes([0] * 5 + [90] * 5)
+    (incident,) = incidents.find_incidents(frame, POLICY, end_of(frame))
+    assert not incident.resolved and incident.resolved_at is None
+
+
+def test_minutes_inside_a_deploy_window_do_not_open_incidents() -> None:
+    frame = minutes([0] * 5 + [95] * 6 + [0] * 20, events={i: "deploy" for i in range(5, 11)})
+    assert incidents.find_incidents(frame, POLICY, end_of(frame)) == []
+
+
+def alerts_rows(path: Path) -> pd.DataFrame:
+    with warehouse.connect(path) as con:
+        return con.execute("SELECT * FROM alerts ORDER BY opened_at").df()
+
+
+def test_reconcile_opens_then_resolves_one_row_and_never_duplicates(warehouse_path: Path) -> None:
+    ongoing = minutes([0] * 5 + [80] * 5)
+    (incident,) = incidents.find_incidents(ongoing, POLICY, end_of(ongoing))
+    report = incidents.reconcile(warehouse_path, [incident], "v1", T0, {"checkout"}, T0)
+    assert report.opened == 1
+    row = alerts_rows(warehouse_path).iloc[0]
+    assert (row["fingerprint"], row["kind"], row["status"], row["severity"]) == (
+        "anomaly:checkout",
+        "anomaly",
+        "firing",
+        "critical",
+    )
+    assert row["revision"] == 1 and row["delivered_revision"] == 0 and row["delivery_status"] == "pending"
+    details = json.loads(row["details"])
+    for key in (
+        "metrics",
+        "score",
+        "observed",
+        "expected_low",
+        "expected_high",
+        "explanation",
+        "first_minute",
+        "last_minute",
+        "detector",
+    ):
+        assert key in details
+
+    # the same run again changes nothing worth a message
+    incidents.reconcile(warehouse_path, [incident], "v1", T0, {"checkout"}, T0)
+    assert len(alerts_rows(warehouse_path)) == 1 and alerts_rows(warehouse_path).iloc[0]["revision"] == 1
+
+    later = minutes([0] * 5 + [80] * 5 + [0] * 30)
+    (resolved,) = incidents.find_incidents(later, POLICY, end_of(later))
+    report = incidents.reconcile(warehouse_path, [resolved], "v1", T0, {"checkout"}, T0)
+    row = alerts_rows(warehouse_path).iloc[0]
+    assert report.resolved == 1 and row["status"] == "resolved" and row["revision"] == 2
+    assert row["resolved_at"] == T0 + dt.timedelta(minutes=10)
+
+
+def test_escalation_bumps_the_revision(warehouse_path: Path) -> None:
+    minor = minutes([0] * 5 + [80, 80] + [60] * 3)
+    (first,) = incidents.find_incidents(minor, POLICY, end_of(minor))
+    first.peak_score = 55.0  # major
+    incidents.reconcile(warehouse_path, [first], "v1", T0, {"checkout"}, T0)
+    first.peak_score = 95.0  # critical
+    report = incidents.reconcile(warehouse_path, [first], "v1", T0, {"checkout"}, T0)
+    row = alerts_rows(warehouse_path).iloc[0]
+    assert report.escalated == 1 and row["severity"] == "critical" and row["revision"] == 2
+
+
+def test_an_incident_that_re_scoring_removes_is_withdrawn(warehouse_path: Path) -> None:
+    frame = minutes([0] * 5 + [80] * 5)
+    (incident,) = incidents.find_incidents(frame, POLICY, end_of(frame))
+    incidents.reconcile(warehouse_path, [incident], "v1", T0, {"checkout"}, T0)
+    report = incidents.reconcile(warehouse_path, [], "v1", T0, {"checkout"}, T0)
+    row = alerts_rows(warehouse_path).iloc[0]
+    assert report.withdrawn == 1 and row["status"] == "resolved" and row["revision"] == 2
+    assert "withdrawn" in json.loads(row["details"])["resolution"]
+
+
+@pytest.mark.parametrize(
+    "bad", [dict(threshold=40, close_threshold=50), dict(open_minutes=6, window_minutes=5)]
+)
+def test_inconsistent_policy_is_rejected(bad: dict) -> None:
+    with pytest.raises(ValueError):
+        AlarmPolicy(**bad)
