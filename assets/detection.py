@@ -11,7 +11,7 @@ import dagster as dg
 import pandas as pd
 
 from assets.metadata import line_plot, png, preview
-from assets.partitions import hourly_partitions
+from assets.partitions import hour_key, hourly_partitions
 from assets.resources import WarehouseResource
 from sreops import config
 from sreops.detection import incidents, scoring, versions
@@ -194,7 +194,7 @@ def alerts_asset(context: dg.AssetExecutionContext, warehouse: WarehouseResource
             hour + dt.timedelta(hours=1),
             settings.version,
             policy,
-            partition=context.partition_key,
+            partition=hour_key(hour),
         )
         found = hour_found
         for name in ("opened", "updated", "escalated", "resolved", "withdrawn"):

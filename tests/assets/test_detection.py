@@ -73,6 +73,24 @@ def test_hourly_chain_scores_the_hour_and_opens_the_incident(warehouse_path: Pat
     assert json.loads(alerts[0][3])["first_minute"] == SPIKE.isoformat()
 
 
+def test_a_ranged_run_scores_and_groups_every_hour_of_the_range(warehouse_path: Path) -> None:
+    # Backfills and the automation sensor launch one run for a range of hours.
+    write_features(warehouse_path)
+    tags = {
+        "dagster/asset_partition_range_start": "2026-11-18-09:00",
+        "dagster/asset_partition_range_end": "2026-11-18-11:00",
+    }
+    result = run([anomalies, alerts_asset], warehouse_path, tags=tags)
+    assert result.success
+    with warehouse.connect(warehouse_path) as con:
+        hours = con.execute(
+            "SELECT count(DISTINCT date_trunc('hour', minute)) FROM anomalies WHERE metric <> '*'"
+        ).fetchone()[0]
+        alerts = con.execute("SELECT fingerprint, status FROM alerts").fetchall()
+    assert hours == 3
+    assert alerts == [("anomaly:checkout", "resolved")]
+
+
 def test_a_named_version_scores_under_its_own_name(warehouse_path: Path) -> None:
     write_features(warehouse_path)
     baseline, _ = versions.current(warehouse_path)
