@@ -202,6 +202,23 @@ def write_ground_truth(fleet: DemoFleet, folder: Path) -> Path:
     return target
 
 
+def record_deploys(fleet: DemoFleet, warehouse_path: Path | None = None) -> int:
+    """Record the fleet's deploys in the `events` table, as a CI pipeline would announce them."""
+    from sreops.detection.events import record_event
+
+    deploys = [i for i in fleet.incidents if i["kind"] == "deploy"]
+    for deploy in deploys:
+        record_event(
+            warehouse_path,
+            "deploy",
+            dt.datetime.fromisoformat(deploy["start"].removesuffix("Z")),
+            service=deploy["service"],
+            note="demo deploy",
+            source="demo",
+        )
+    return len(deploys)
+
+
 def default_start(days: float, now: dt.datetime | None = None) -> dt.datetime:
     """The demo week ends at the current hour."""
     now = (now or dt.datetime.now(dt.UTC)).replace(tzinfo=None, minute=0, second=0, microsecond=0)
@@ -226,6 +243,7 @@ def run(args: argparse.Namespace) -> int:
     fleet = generate(start, days=args.days, step_seconds=args.step, seed=args.seed)
     files = write_landing_files(fleet, args.out or paths.landing_metrics())
     truth = write_ground_truth(fleet, paths.demo_dir())
+    deploys = record_deploys(fleet)
     if not args.no_logs:
         from sreops.logs.demo import write_demo_logs
 
@@ -235,5 +253,7 @@ def run(args: argparse.Namespace) -> int:
         f"wrote {len(fleet.samples):,} samples for {fleet.samples['service'].nunique()} services in "
         f"{len(files)} files under {files[0].parent}"
     )
-    print(f"ground truth of {len(fleet.incidents)} injected events in {truth}")
+    print(
+        f"ground truth of {len(fleet.incidents)} injected events in {truth}; {deploys} deploys recorded as events"
+    )
     return 0

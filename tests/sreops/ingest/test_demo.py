@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from sreops import paths
+from sreops import paths, warehouse
 from sreops.cli import main
 from sreops.ingest import demo, files
 
@@ -66,3 +66,9 @@ def test_demo_command_writes_files_that_ingest_and_ground_truth(
     assert sum(r.rows for r in results) == 5 * 6 * 2 * 2880
     truth = json.loads((paths.demo_dir() / "incidents.json").read_text())
     assert truth and all({"service", "kind", "metrics", "start", "end"} <= set(item) for item in truth)
+    with warehouse.connect(warehouse_path) as con:
+        recorded = con.execute(
+            "SELECT service, starts_at FROM events WHERE kind = 'deploy' ORDER BY 2"
+        ).fetchall()
+    deploys = sorted((i["service"], i["start"]) for i in truth if i["kind"] == "deploy")
+    assert sorted((s, f"{t.isoformat()}Z") for s, t in recorded) == deploys
