@@ -64,6 +64,18 @@ def _routing(services: list[str]) -> config.Config:
     )
 
 
+def _seconds_to_post(fake, path: Path, i: int, timeout_s: float) -> float:
+    """Queue alert `i` now and wait for its message: seconds from commit to post (inf if none came)."""
+    before = len(fake.calls_to("chat.postMessage", ok=True))
+    _queue(path, dt.datetime.now(dt.UTC).replace(tzinfo=None), "api", i)
+    committed = time.time()
+    deadline = time.monotonic() + timeout_s
+    while len(fake.calls_to("chat.postMessage", ok=True)) == before and time.monotonic() < deadline:
+        time.sleep(0.02)
+    posted = fake.calls_to("chat.postMessage", ok=True)
+    return posted[-1].at - committed if len(posted) > before else float("inf")
+
+
 def _queue(path: Path, now: dt.datetime, service: str, i: int) -> str:
     with warehouse.transaction(path) as con:
         # A kind that is not grouped per service, so every incident is its own message.
@@ -101,16 +113,7 @@ def latency(samples: int = 6, seed: int = 11) -> dict[str, Any]:
         try:
             for i in range(samples):
                 time.sleep(rng.uniform(0.5, DAEMON_LOOP_S))  # land anywhere in the tick cycle
-                before = len(fake.calls_to("chat.postMessage", ok=True))
-                _queue(path, dt.datetime.now(dt.UTC).replace(tzinfo=None), "api", i)
-                committed = time.time()
-                deadline = time.monotonic() + 4 * DAEMON_LOOP_S
-                while (
-                    len(fake.calls_to("chat.postMessage", ok=True)) == before and time.monotonic() < deadline
-                ):
-                    time.sleep(0.02)
-                posted = fake.calls_to("chat.postMessage", ok=True)
-                delays.append(posted[-1].at - committed if len(posted) > before else float("inf"))
+                delays.append(_seconds_to_post(fake, path, i, timeout_s=4 * DAEMON_LOOP_S))
         finally:
             stop.set()
             thread.join(timeout=30)
@@ -270,16 +273,7 @@ def latency_through_daemon(samples: int = 5, seed: int = 5, startup_s: float = 1
             startup = time.monotonic() - started
             for i in range(samples):
                 time.sleep(rng.uniform(0.5, DAEMON_LOOP_S))
-                before = len(fake.calls_to("chat.postMessage", ok=True))
-                _queue(path, dt.datetime.now(dt.UTC).replace(tzinfo=None), "api", i)
-                committed = time.time()
-                deadline = time.monotonic() + 60
-                while (
-                    len(fake.calls_to("chat.postMessage", ok=True)) == before and time.monotonic() < deadline
-                ):
-                    time.sleep(0.02)
-                posted = fake.calls_to("chat.postMessage", ok=True)
-                delays.append(posted[-1].at - committed if len(posted) > before else float("inf"))
+                delays.append(_seconds_to_post(fake, path, i, timeout_s=60))
         finally:
             os.killpg(daemon.pid, signal.SIGTERM)
             try:
