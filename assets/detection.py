@@ -58,7 +58,7 @@ def detector_models(
         if config.as_of
         else dt.datetime.now(dt.UTC).replace(tzinfo=None)
     )
-    events = _events(warehouse.path, now, now, settings.training_s)
+    events = _events(warehouse.path, now, now, scoring.events_lookback(settings))
     report = scoring.train_as_of(warehouse.path, now, settings, FileModelStore(), events)
     context.log.info(
         f"{report.trained} trained, {report.reused} already trained, {report.too_short} too short"
@@ -119,7 +119,7 @@ def anomalies(context: dg.AssetExecutionContext, config: DetectionRunConfig, war
     settings, policy = versions.current(warehouse.path)
     if config.version:
         settings = versions.settings_of(warehouse.path, config.version)
-    events = _events(warehouse.path, start, end, settings.training_s)
+    events = _events(warehouse.path, start, end, scoring.events_lookback(settings))
     store = FileModelStore()
     results = [
         scoring.score_hour(warehouse.path, h, settings, policy, store, events)

@@ -12,10 +12,10 @@ import datetime as dt
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 Severity = Literal["info", "warning", "minor", "major", "critical"]
 
@@ -69,8 +69,10 @@ class ServiceConfig(_Section):
 
 
 class DetectionConfig(_Section):
+    """Detector settings (scales in points of each series, so any sampling interval) and the alarm policy."""
+
+    member: str = Field(default="novelty", description="Detector member, or a '+'-joined ensemble.")
     threshold: float = Field(default=75.0, ge=0, le=100)
-    training_days: int = Field(default=7, ge=1)
     close_threshold: float = Field(
         default=50.0,
         ge=0,
@@ -79,17 +81,44 @@ class DetectionConfig(_Section):
     )
     open_minutes: int = Field(default=2, ge=1, description="N of the N-of-M rule that opens an incident.")
     window_minutes: int = Field(default=5, ge=1, description="M of the N-of-M rule that opens an incident.")
-    quiet_minutes: int = Field(default=15, ge=1, description="Minutes below close_threshold that resolve it.")
-    context_minutes: float = Field(
-        default=10.0, gt=0, description="Recent level each value is compared from."
+    quiet_minutes: int = Field(
+        default=15, ge=1, description="Observed minutes below close_threshold that resolve it."
     )
+    context_points: int = Field(
+        default=2, ge=1, description="Points before a value that give its recent level,"
+    )
+    context_minutes: float = Field(default=10.0, ge=0, description="and at least this much time of them.")
+    training_points: int = Field(default=10080, ge=30, description="Points a model learns from, at most.")
     refit_hours: float = Field(default=24.0, gt=0, description="Models are retrained this often.")
-    cold_start_hours: float = Field(
-        default=6.0, ge=0, description="History a series needs before a model replaces the robust baseline."
+    cold_start_points: int = Field(
+        default=72, ge=0, description="Points a series needs before a model replaces the robust baseline."
     )
+    warmup_points: int = Field(
+        default=288, ge=0, description="Points before a series' evidence counts fully."
+    )
+    warmup_days: float = Field(default=1.0, ge=0, description="Days before a series' evidence counts fully.")
     deploy_settle_minutes: int = Field(
         default=30, ge=0, description="Minutes after an instantaneous deploy event kept out of training."
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for old, new in RENAMED_DETECTION_KEYS.items():
+                if old in data:
+                    raise ValueError(
+                        f"detection.{old} is gone: scales now count points of each series, so one setting"
+                        f" serves any sampling interval; use detection.{new} (see docs/detection.md)"
+                    )
+        return data
+
+
+RENAMED_DETECTION_KEYS = {
+    "training_days": "training_points",
+    "cold_start_hours": "cold_start_points",
+    "warmup_hours": "warmup_points",
+}
 
 
 class SlackRoute(_Section):

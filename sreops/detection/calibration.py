@@ -100,26 +100,47 @@ def severity_rank(name: str) -> int:
     return SEVERITY_ORDER.index(name)
 
 
-def alarm_scores(times_s: np.ndarray, scores: np.ndarray, suppression_s: float) -> np.ndarray:
-    """The alarm stream: a score counts only when it beats every score of the `suppression_s` before it.
+class AlarmWindow:
+    """The highest recent score of a stream, for windows whose length may change from point to point.
+
+    A monotone stack of (position, score): positions ascending, scores descending, so the highest
+    score at positions >= i - span is the first entry there (a binary search). Entries older than
+    `horizon` points can never be asked for again and are dropped.
+    """
+
+    def __init__(self, horizon: int = 1_000_000) -> None:
+        self.horizon = horizon
+        self.positions: list[int] = []
+        self.scores: list[float] = []
+        self.start = 0
+
+    def push(self, position: int, score: float, span: int) -> float:
+        """Add a point; return its alarm (its score if it beats every score of the `span` before it)."""
+        import bisect
+
+        first = bisect.bisect_left(self.positions, position - span, lo=self.start)
+        recent_max = self.scores[first] if first < len(self.scores) else 0.0
+        while len(self.scores) > self.start and self.scores[-1] <= score:
+            self.scores.pop()
+            self.positions.pop()
+        self.positions.append(position)
+        self.scores.append(score)
+        while self.start < len(self.positions) and self.positions[self.start] < position - self.horizon:
+            self.start += 1
+        if self.start > 1024:
+            del self.positions[: self.start], self.scores[: self.start]
+            self.start = 0
+        return score if score > recent_max else 0.0
+
+
+def alarm_scores(scores: np.ndarray, suppression_points: int | np.ndarray) -> np.ndarray:
+    """The alarm stream: a score counts only when it beats every score of the `suppression_points` before it.
 
     An ongoing incident thus alarms once and again only if it escalates; everything else is 0.
-    Uses only earlier points, so it streams.
+    `suppression_points` may differ per point (it follows the series' interval). Uses only
+    earlier points, so it streams.
     """
-    times_s = np.asarray(times_s, dtype=float)
     scores = np.asarray(scores, dtype=float)
-    out = np.zeros_like(scores)
-    window: list[tuple[float, float]] = []  # (time, score), scores decreasing: a monotone deque
-    head = 0
-    for i, (t, s) in enumerate(zip(times_s, scores, strict=True)):
-        while head < len(window) and window[head][0] < t - suppression_s:
-            head += 1
-        recent_max = window[head][1] if head < len(window) else 0.0
-        out[i] = s if s > recent_max else 0.0
-        while len(window) > head and window[-1][1] <= s:
-            window.pop()
-        window.append((t, s))
-        if head > 1024:
-            window = window[head:]
-            head = 0
-    return out
+    span = np.broadcast_to(np.asarray(suppression_points, dtype=int), scores.shape)
+    window = AlarmWindow(int(span.max()) + 1 if len(span) else 1)
+    return np.array([window.push(i, float(s), int(span[i])) for i, s in enumerate(scores)], dtype=float)

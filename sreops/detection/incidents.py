@@ -1,11 +1,22 @@
 """Incidents: runs of anomalous service-minutes, opened by N-of-M, closed with hysteresis, kept in `alerts`.
 
-An incident opens when at least `open_minutes` of the last `window_minutes` minutes score at or
-above `threshold` (minutes inside a deploy or maintenance window do not count), and resolves after
-`quiet_minutes` in a row below `close_threshold`. `find_incidents` is a pure function over a
-service's minute scores; `reconcile` writes what it found into the `alerts` outbox, one row per
-incident (fingerprint `anomaly:<service>`), bumping `revision` only on a change worth a message:
-opened, escalated to a higher severity, resolved.
+An incident opens when at least `open_minutes` of the last `window_minutes` observed minutes score
+at or above `threshold` (minutes inside a deploy or maintenance window do not count), and resolves
+after `quiet_minutes` observed minutes in a row below `close_threshold`. Minutes count as rows:
+a minute without data, or one that has not happened yet, is not a quiet minute, so an incident in
+the hour in progress stays open until quiet minutes have actually been seen.
+
+A *recovery* is not a new incident: within `recovery_hours` of an incident, a hot minute whose
+strong metrics are that incident's metrics, each back at least halfway from the incident's peak
+to the level expected before it began, is the return to normal (a level shift ending, a leak
+fixed), and does not count towards opening one.
+
+`find_incidents` is a pure function over a service's minute scores. `update_incidents` scans
+from a *calm point* (a stretch of `recovery_hours` with no minute at or above `close_threshold`),
+where no incident can be open or remembered, so the incidents it finds are exactly those of the
+whole stream, whatever the hour it is run for; `reconcile` writes them into the `alerts` outbox,
+one row per incident (fingerprint `anomaly:<service>`, identified by its first minute), bumping
+`revision` only on a change worth a message: opened, escalated to a higher severity, resolved.
 """
 
 from __future__ import annotations
@@ -25,6 +36,7 @@ from sreops.detection.settings import AlarmPolicy
 
 KIND = "anomaly"
 MINUTE = dt.timedelta(minutes=1)
+SCAN_LIMIT = dt.timedelta(days=2)  # how far back update_incidents looks for a calm point
 
 
 def fingerprint(service: str) -> str:
@@ -45,6 +57,9 @@ class Incident:
     resolved: bool
     explanation: list[dict] = field(default_factory=list)  # at the peak
     metrics: list[str] = field(default_factory=list)  # every metric that drove a hot minute
+    # per metric: (level expected before the incident, the observed value furthest from it)
+    excursions: dict[str, tuple[float, float]] = field(default_factory=dict)
+    recovery_minutes: int = 0  # hot minutes after it that were its return to normal
 
     @property
     def severity(self) -> str:
@@ -54,68 +69,125 @@ class Incident:
     def resolved_at(self) -> dt.datetime | None:
         return self.last_minute + MINUTE if self.resolved else None
 
+    def note(self, entries: list[dict]) -> None:
+        """Record the metrics of a minute's explanation and how far each strayed from its expected level."""
+        for entry in entries:
+            metric = entry.get("metric")
+            if not metric:
+                continue
+            if metric not in self.metrics:
+                self.metrics.append(metric)
+            expected = _expected_level(entry)
+            observed = _number(entry.get("observed"))
+            if observed is None:
+                continue
+            if metric not in self.excursions:
+                if expected is not None:
+                    self.excursions[metric] = (expected, observed)
+                continue
+            before, furthest = self.excursions[metric]
+            if abs(observed - before) > abs(furthest - before):
+                self.excursions[metric] = (before, observed)
 
-def find_incidents(scores: pd.DataFrame, policy: AlarmPolicy, until: dt.datetime) -> list[Incident]:
+    def recovers(self, entries: list[dict], threshold: float) -> bool:
+        """Whether every strong entry of a minute brings one of its metrics at least halfway back to normal."""
+        strong = [e for e in entries if (_number(e.get("score")) or 0.0) >= threshold]
+        if not strong:
+            return False
+        for entry in strong:
+            excursion = self.excursions.get(entry.get("metric"))
+            observed = _number(entry.get("observed"))
+            if excursion is None or observed is None:
+                return False
+            before, furthest = excursion
+            if abs(observed - before) > 0.5 * abs(furthest - before):
+                return False
+        return True
+
+
+def _number(value: object) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if np.isfinite(number) else None
+
+
+def _expected_level(entry: dict) -> float | None:
+    low, high = _number(entry.get("expected_low")), _number(entry.get("expected_high"))
+    return None if low is None or high is None else (low + high) / 2.0
+
+
+def find_incidents(scores: pd.DataFrame, policy: AlarmPolicy) -> list[Incident]:
     """Incidents in one service's minute scores (columns minute, score, and optionally explanation, event).
 
-    Minutes with no row count as quiet. An incident still hot within `quiet_minutes` of `until`
-    (the end of the data) stays open.
+    Rows are observed minutes. An incident without `quiet_minutes` observed quiet rows after its
+    last hot one stays open.
     """
     if scores.empty:
         return []
     service = str(scores["service"].iloc[0]) if "service" in scores else ""
-    frame = scores.sort_values("minute", kind="stable")
+    frame = scores.sort_values("minute", kind="stable").reset_index(drop=True)
     minutes = pd.to_datetime(frame["minute"]).dt.to_pydatetime()
     values = frame["score"].to_numpy(dtype=float)
     events = frame["event"].to_numpy() if "event" in frame else np.full(len(frame), None)
     explanations = frame["explanation"].to_numpy() if "explanation" in frame else np.full(len(frame), None)
-    quiet = dt.timedelta(minutes=policy.quiet_minutes)
-    window = dt.timedelta(minutes=policy.window_minutes)
+    recovery = dt.timedelta(hours=policy.recovery_hours)
     incidents: list[Incident] = []
-    recent_hot: list[dt.datetime] = []  # anomalous, event-free minutes in the N-of-M window
+    recent_hot: list[int] = []  # row numbers of anomalous, event-free rows in the N-of-M window
     current: Incident | None = None
-    for minute, value, event, explanation in zip(minutes, values, events, explanations, strict=True):
-        if current is not None and minute - current.last_minute > quiet:
-            current.resolved = True
-            incidents.append(current)
-            current = None
-            recent_hot = []
+    quiet = 0  # observed rows below the close threshold since the current incident's last hot row
+    for row, (minute, value, event, explanation) in enumerate(
+        zip(minutes, values, events, explanations, strict=True)
+    ):
+        entries = _entries(explanation)
         if current is not None:
             if value >= policy.close_threshold:
+                quiet = 0
                 current.last_minute = minute
                 current.anomalous_minutes += int(value >= policy.threshold)
-                entries = _entries(explanation)
-                current.metrics.extend(
-                    m for m in (e.get("metric") for e in entries) if m and m not in current.metrics
-                )
+                current.note(entries)
                 if value > current.peak_score:
                     current.peak_score, current.peak_minute, current.explanation = (
                         float(value),
                         minute,
                         entries,
                     )
+                continue
+            quiet += 1
+            if quiet >= policy.quiet_minutes:
+                current.resolved = True
+                incidents.append(current)
+                current, recent_hot = None, []
             continue
-        if value >= policy.threshold and not _is_event(event):
-            recent_hot.append(minute)
-        recent_hot = [m for m in recent_hot if minute - m < window]
+        hot = value >= policy.threshold and not _is_event(event)
+        if hot:
+            previous = next(
+                (
+                    i
+                    for i in reversed(incidents)
+                    if minute - i.last_minute <= recovery and i.recovers(entries, policy.threshold)
+                ),
+                None,
+            )
+            if previous is not None:
+                previous.recovery_minutes += 1
+                hot = False
+        if hot:
+            recent_hot.append(row)
+        recent_hot = [r for r in recent_hot if row - r < policy.window_minutes]
         if len(recent_hot) >= policy.open_minutes:
             first = recent_hot[0]
-            current = Incident(service, first, minute, float(value), minute, len(recent_hot), False)
-            # the peak and metrics of the minutes that opened it
-            opened = frame[
-                (pd.to_datetime(frame["minute"]) >= first) & (pd.to_datetime(frame["minute"]) <= minute)
-            ]
-            best = opened.loc[opened["score"].idxmax()]
-            current.peak_score = float(best["score"])
-            current.peak_minute = pd.Timestamp(best["minute"]).to_pydatetime()
-            current.explanation = _entries(best.get("explanation"))
-            for item in opened.get("explanation", pd.Series(dtype=object)):
-                current.metrics.extend(
-                    m for m in (e.get("metric") for e in _entries(item)) if m and m not in current.metrics
-                )
-            recent_hot = []
+            current = Incident(service, minutes[first], minute, 0.0, minute, len(recent_hot), False)
+            for opening in range(first, row + 1):  # the peak and metrics of the rows that opened it
+                opening_entries = _entries(explanations[opening])
+                current.note(opening_entries)
+                if values[opening] > current.peak_score:
+                    current.peak_score = float(values[opening])
+                    current.peak_minute = minutes[opening]
+                    current.explanation = opening_entries
+            recent_hot, quiet = [], 0
     if current is not None:
-        current.resolved = until - current.last_minute > quiet
         incidents.append(current)
     return incidents
 
@@ -159,6 +231,7 @@ def details(incident: Incident, version: str, partition: str | None = None) -> d
         "last_minute": incident.last_minute.isoformat(),
         "peak_minute": incident.peak_minute.isoformat(),
         "anomalous_minutes": incident.anomalous_minutes,
+        "recovery_minutes": incident.recovery_minutes,
         "detector": version,
         "asset": "anomalies",
         **({"partition": partition} if partition else {}),
@@ -186,11 +259,14 @@ def reconcile(
     now: dt.datetime,
     partition: str | None = None,
     window_end: dt.datetime | None = None,
+    calm_since: dt.datetime | None = None,
 ) -> ReconcileReport:
     """Make `alerts` agree with the incidents found in [window_start, …) for these services.
 
     An incident is identified by (fingerprint, first minute). Firing alerts of these services that
-    opened inside the window but no longer appear (re-scored late data) are resolved as withdrawn.
+    opened inside the window but no longer appear (re-scored late data) are resolved as withdrawn;
+    with `calm_since` (the scan began after a calm stretch ending there), firing alerts opened
+    before the window are over too, and are resolved.
     """
     report = ReconcileReport()
     with warehouse.transaction(warehouse_path) as con:
@@ -261,24 +337,45 @@ def reconcile(
             report.updated += int(not bump)
         for (fp, opened_at), (alert_id, status, _, _) in by_key.items():
             service = fp.split(":", 1)[1]
-            if (fp, opened_at) in seen or service not in services or opened_at < window_start:
+            if (fp, opened_at) in seen or service not in services or status != "firing":
                 continue
-            if window_end is not None and opened_at >= window_end:
+            if opened_at < window_start:
+                if calm_since is None:
+                    continue  # opened before this scan could see: another run's business
+                resolution = "resolved: calm since " + calm_since.isoformat()
+            elif window_end is not None and opened_at >= window_end:
                 continue  # opened after this scan's data: a later hour's business
-            if status == "firing":
-                con.execute(
-                    "UPDATE alerts SET status = 'resolved', resolved_at = ?, updated_at = ?,"
-                    " details = json_merge_patch(coalesce(details, '{}'), ?), revision = revision + 1"
-                    " WHERE alert_id = ?",
-                    [
-                        now,
-                        now,
-                        json.dumps({"resolution": "withdrawn: re-scoring no longer finds it"}),
-                        alert_id,
-                    ],
-                )
-                report.withdrawn += 1
+            else:
+                resolution = "withdrawn: re-scoring no longer finds it"
+            con.execute(
+                "UPDATE alerts SET status = 'resolved', resolved_at = ?, updated_at = ?,"
+                " details = json_merge_patch(coalesce(details, '{}'), ?), revision = revision + 1"
+                " WHERE alert_id = ?",
+                [now, now, json.dumps({"resolution": resolution}), alert_id],
+            )
+            report.withdrawn += 1
     return report
+
+
+def calm_start(frame: pd.DataFrame, policy: AlarmPolicy, before: dt.datetime) -> dt.datetime | None:
+    """The latest minute at or before `before` that follows `recovery_hours` of calm, or None.
+
+    Calm: at least `quiet_minutes` observed rows and none at or above `close_threshold`. There no
+    incident can be open or remembered, so a scan from there sees exactly what a scan of the
+    whole stream sees.
+    """
+    if frame.empty:
+        return None
+    frame = frame.sort_values("minute", kind="stable")
+    minutes = pd.to_datetime(frame["minute"]).to_numpy(dtype="datetime64[ns]")
+    loud = np.concatenate([[0], np.cumsum(frame["score"].to_numpy(dtype=float) >= policy.close_threshold)])
+    span = np.timedelta64(int(policy.recovery_hours * 3600e9), "ns")
+    rows = np.arange(len(minutes))
+    lo = np.searchsorted(minutes, minutes - span, side="left")
+    calm = (rows - lo >= policy.quiet_minutes) & (loud[rows] - loud[lo] == 0)
+    calm &= minutes <= np.datetime64(pd.Timestamp(before).to_datetime64(), "ns")
+    hits = np.flatnonzero(calm)
+    return pd.Timestamp(minutes[hits[-1]]).to_pydatetime() if len(hits) else None
 
 
 def update_incidents(
@@ -288,36 +385,45 @@ def update_incidents(
     version: str,
     policy: AlarmPolicy,
     now: dt.datetime | None = None,
-    lookback: dt.timedelta = dt.timedelta(hours=6),
     partition: str | None = None,
 ) -> tuple[list[Incident], ReconcileReport]:
     """Rebuild the incidents touching [hour_start, hour_end) from service scores and reconcile `alerts`.
 
-    The scan starts `lookback` earlier, or at the opening of a still-firing incident (at most two
-    days back), so an incident spanning hours is one incident. Incidents that opened before the
-    scan could see their start are left to the runs that saw it.
+    Each service is scanned from its latest calm point before the hour (`calm_start`, at most
+    `SCAN_LIMIT` back; a service loud for longer than that is scanned from there) to the newest
+    scores (at most `SCAN_LIMIT` after the hour), so an incident spanning hours is one incident,
+    found with the same first minute and state by every run, in any order of hours.
     """
     from sreops.detection.scoring import read_service_scores
 
     now = now or dt.datetime.now(dt.UTC).replace(tzinfo=None)
-    start = hour_start - lookback
-    with warehouse.connect(warehouse_path) as con:
-        oldest_firing = con.execute(
-            "SELECT min(opened_at) FROM alerts WHERE kind = ? AND status = 'firing' AND opened_at >= ?",
-            [KIND, hour_start - dt.timedelta(days=2)],
-        ).fetchone()[0]
-    if oldest_firing is not None and oldest_firing < start:
-        start = oldest_firing
-    scores = read_service_scores(warehouse_path, version, start, hour_end)
-    preroll = dt.timedelta(minutes=policy.window_minutes + policy.quiet_minutes)
+    # scores after the hour count too: a re-run of an old hour (a backfill) must not forget that
+    # its incidents resolved later
+    scan_end = hour_end + SCAN_LIMIT
+    scores = read_service_scores(warehouse_path, version, hour_start - SCAN_LIMIT, scan_end)
     found: list[Incident] = []
-    for _, part in scores.groupby("service", sort=True):
-        for incident in find_incidents(part, policy, hour_end):
-            # a scan that starts mid-incident would see a fragment: keep only what it saw begin,
-            # or what continues an incident already firing
-            continues_firing = oldest_firing is not None and incident.first_minute >= oldest_firing
-            if incident.first_minute >= start + preroll or continues_firing:
-                found.append(incident)
-    services = set(scores["service"]) if len(scores) else set()
-    report = reconcile(warehouse_path, found, version, start + preroll, services, now, partition, hour_end)
-    return found, report
+    total = ReconcileReport()
+    for service, part in scores.groupby("service", sort=True):
+        calm = calm_start(part, policy, hour_start)
+        start = calm or pd.Timestamp(part["minute"].min()).to_pydatetime()
+        scanned = part[pd.to_datetime(part["minute"]) >= start]
+        service_incidents = find_incidents(scanned, policy)
+        found.extend(
+            i
+            for i in service_incidents
+            if i.first_minute < hour_end and (i.last_minute >= hour_start or not i.resolved)
+        )
+        report = reconcile(
+            warehouse_path,
+            service_incidents,
+            version,
+            start,
+            {str(service)},
+            now,
+            partition,
+            scan_end,
+            calm_since=calm,
+        )
+        for name in ("opened", "updated", "escalated", "resolved", "withdrawn", "unchanged"):
+            setattr(total, name, getattr(total, name) + getattr(report, name))
+    return found, total

@@ -1,15 +1,15 @@
-"""What training keeps per series, how it is fitted, and how a point is scored against it.
+"""What training keeps per series, how it is fitted, and how points are scored against it.
 
-A `SeriesModel` (fitted state with trailing underscores, as PyOD does) holds the reference pairs
-of the training window, the value range they span, and the calibration sample: the novelty of
-every training pair against the others. Scoring a point needs the model plus the points since
-training (the caller passes them), so what was seen after the model was trained counts as seen.
+A `SeriesModel` (fitted state with trailing underscores, as PyOD does) holds one fitted member
+(`members.py`) and how the series' rows were put in its units: each point becomes a row
+`(context, value)` of `novelty.context_pairs`, centred on the training median and divided by
+1/`range_units` of the training range, so distances mean the same on every series. Stream
+positions are counted from the model's boundary (the first point it did not learn from):
+training rows are -n..-1, the points since are 0, 1, 2, …, which is what the exclusion zone of
+an online member needs and what the warehouse can reproduce from any window it reads.
 
-The default member is `novelty` (nearest earlier context pair). The PyOD members (`hbos`,
-`iforest`, `knn`, `lof`, `ecod`, `copod`, `loda`) are fitted on the same pairs (plus their
-difference), calibrated the same way, and exist so the choice between them is measured: see
-`docs/detection.md`. Series with too little history get `baseline_scores` (a robust median/MAD
-rule) until their first model.
+Scoring a point needs the model plus the points since its boundary (the caller passes them), so
+what was seen after training counts as seen for members that learn online.
 """
 
 from __future__ import annotations
@@ -17,156 +17,24 @@ from __future__ import annotations
 import io
 import json
 import pickle
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from sreops.detection import calibration
-from sreops.detection.novelty import ReferenceIndex, context_pairs, leave_out_distances, nearest_earlier
+from sreops.detection import members
+from sreops.detection.neighbours import context_pairs
 from sreops.detection.settings import DetectorSettings
+from sreops.detection.timeline import sampling_interval
 
-BASELINE_FLOOR_Z = 5.0  # robust z below this is noise for a series we barely know
-BASELINE_Z_PER_EVIDENCE = 5.0  # each further 5 robust z adds one unit of evidence
-MAX_PYOD_TRAIN = 4000  # PyOD members are fitted on at most this many (most recent) points
+EXPLAIN_REFS = 2000  # reference pairs kept (evenly spaced) for the expected band of explanations
 
 
 class ModelError(RuntimeError):
     """A model file is missing or unreadable; the message names the file."""
 
 
-def _pyod_detector(name: str):
-    """A PyOD detector with the defaults used in the measurements (heavy import kept here)."""
-    if name == "hbos":
-        from pyod.models.hbos import HBOS
-
-        return HBOS()
-    if name == "iforest":
-        from pyod.models.iforest import IForest
-
-        return IForest(n_estimators=100, max_samples=256, random_state=0)
-    if name == "knn":
-        from pyod.models.knn import KNN
-
-        return KNN(n_neighbors=5)
-    if name == "lof":
-        from pyod.models.lof import LOF
-
-        return LOF(n_neighbors=20)
-    if name == "ecod":
-        from pyod.models.ecod import ECOD
-
-        return ECOD()
-    if name == "copod":
-        from pyod.models.copod import COPOD
-
-        return COPOD()
-    if name == "loda":
-        from pyod.models.loda import LODA
-
-        return LODA(random_state=0) if "random_state" in LODA.__init__.__code__.co_varnames else LODA()
-    raise ValueError(f"no PyOD member named {name!r}")
-
-
-def _pyod_scores(detector, rows: np.ndarray) -> np.ndarray:
-    """Raw scores of new rows, one at a time for detectors whose batch scoring mixes rows (ECOD, COPOD)."""
-    if type(detector).__name__ in {"ECOD", "COPOD"}:
-        return np.array([detector.decision_function(rows[i : i + 1])[0] for i in range(len(rows))])
-    return detector.decision_function(rows)
-
-
-@dataclass
-class SeriesModel:
-    """One series' fitted state: reference pairs, value range and calibration sample."""
-
-    version: str
-    kind: str  # settings.member
-    trained_until_s: float  # learned from points strictly before this (epoch seconds)
-    train_start_s: float
-    refs_: np.ndarray  # (n, 2) context pairs of the training window
-    ref_times_: np.ndarray  # (n,) their times, ascending
-    low_: float  # value range of the training window
-    high_: float
-    calibration_: np.ndarray  # sorted raw scores of the training points (novelty in range units)
-    pyod_: object | None = None  # fitted PyOD detector (PyOD members only)
-    pyod_center_: np.ndarray | None = None
-    pyod_spread_: float = 1.0  # training raw score spread (q99 - q50), the PyOD magnitude unit
-    _index: ReferenceIndex | None = field(default=None, repr=False)
-    _calibrator: calibration.TailCalibrator | None = field(default=None, repr=False)
-
-    @property
-    def points(self) -> int:
-        return len(self.ref_times_)
-
-    def index(self, context_s: float) -> ReferenceIndex:
-        """The k-d tree over the reference pairs (built once)."""
-        if self._index is None:
-            self._index = ReferenceIndex(self.refs_, self.ref_times_, self.trained_until_s - context_s)
-        return self._index
-
-    @property
-    def calibrator(self) -> calibration.TailCalibrator:
-        if self._calibrator is None:
-            self._calibrator = calibration.TailCalibrator(np.asarray(self.calibration_, dtype=float))
-        return self._calibrator
-
-    def save(self, path: Path) -> None:
-        """Arrays and metadata in one `.npz`; a PyOD detector, if any, pickled inside it."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        meta = {
-            "version": self.version,
-            "kind": self.kind,
-            "trained_until_s": self.trained_until_s,
-            "train_start_s": self.train_start_s,
-            "low": self.low_,
-            "high": self.high_,
-            "pyod_spread": self.pyod_spread_,
-        }
-        extra = {}
-        if self.pyod_ is not None:
-            extra["pyod"] = np.frombuffer(pickle.dumps(self.pyod_), dtype=np.uint8)
-            extra["pyod_center"] = np.asarray(self.pyod_center_, dtype=float)
-        partial = path.with_name(path.name + ".part")
-        with open(partial, "wb") as handle:
-            np.savez_compressed(
-                handle,
-                meta=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8),
-                refs=self.refs_,
-                ref_times=self.ref_times_,
-                calibration=self.calibration_,
-                **extra,
-            )
-        partial.replace(path)
-
-    @classmethod
-    def load(cls, path: Path) -> SeriesModel:
-        """A model saved by `save`."""
-        try:
-            data = np.load(io.BytesIO(Path(path).read_bytes()), allow_pickle=False)
-            meta = json.loads(data["meta"].tobytes().decode())
-        except (OSError, ValueError, KeyError) as exc:
-            raise ModelError(
-                f"detector model {path} cannot be read ({exc}); retrain with detector_models"
-            ) from exc
-        model = cls(
-            version=meta["version"],
-            kind=meta["kind"],
-            trained_until_s=float(meta["trained_until_s"]),
-            train_start_s=float(meta["train_start_s"]),
-            refs_=data["refs"],
-            ref_times_=data["ref_times"],
-            low_=float(meta["low"]),
-            high_=float(meta["high"]),
-            calibration_=data["calibration"],
-            pyod_spread_=float(meta.get("pyod_spread", 1.0)),
-        )
-        if "pyod" in data.files:
-            model.pyod_ = pickle.loads(data["pyod"].tobytes())
-            model.pyod_center_ = data["pyod_center"]
-        return model
-
-
-def _unit(low: float, high: float, settings: DetectorSettings) -> float:
+def unit_of(low: float, high: float, settings: DetectorSettings) -> float:
     """The size of one novelty unit: 1/range_units of the value range (never zero)."""
     span = high - low
     if not np.isfinite(span) or span <= 0:
@@ -174,134 +42,182 @@ def _unit(low: float, high: float, settings: DetectorSettings) -> float:
     return span / settings.range_units
 
 
-def _pyod_rows(pairs: np.ndarray, center: np.ndarray, unit: float) -> np.ndarray:
-    rows = np.column_stack([pairs[:, 0], pairs[:, 1], pairs[:, 1] - pairs[:, 0]])
-    return (rows - center) / unit
+@dataclass
+class SeriesModel:
+    """One series' fitted state: a member in the series' range units, and what explanations need."""
+
+    version: str
+    kind: str  # settings.member
+    trained_until_s: float  # the fit time: learned from the points before it (epoch seconds)
+    train_start_s: float
+    points: int  # training rows
+    context_: int  # context points of its rows (settings.context_for the detected interval)
+    interval_s_: float  # the sampling interval detected in its training window (NaN: unknown)
+    center_: float  # rows are (pair - center_) / unit_
+    unit_: float
+    low_: float  # value range of the training window
+    high_: float
+    member_: object  # the fitted StreamMember
+    explain_refs_: np.ndarray  # (<= EXPLAIN_REFS, 2) raw context pairs of the training window
+
+    def rows(self, pairs: np.ndarray) -> np.ndarray:
+        """Context pairs in this model's units."""
+        return (np.asarray(pairs, dtype=float) - self.center_) / self.unit_
+
+    def save(self, path: Path) -> None:
+        """Arrays and metadata in one `.npz`; the fitted member pickled inside it."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        meta = {
+            "version": self.version,
+            "kind": self.kind,
+            "trained_until_s": self.trained_until_s,
+            "train_start_s": self.train_start_s,
+            "points": self.points,
+            "context": self.context_,
+            "interval_s": None if not np.isfinite(self.interval_s_) else self.interval_s_,
+            "center": self.center_,
+            "unit": self.unit_,
+            "low": self.low_,
+            "high": self.high_,
+        }
+        partial = path.with_name(path.name + ".part")
+        with open(partial, "wb") as handle:
+            np.savez_compressed(
+                handle,
+                meta=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8),
+                member=np.frombuffer(pickle.dumps(self.member_), dtype=np.uint8),
+                explain_refs=self.explain_refs_,
+            )
+        partial.replace(path)
+
+    @classmethod
+    def load(cls, path: Path) -> SeriesModel:
+        """A model saved by `save` (files under the data directory, written by this code)."""
+        try:
+            data = np.load(io.BytesIO(Path(path).read_bytes()), allow_pickle=False)
+            meta = json.loads(data["meta"].tobytes().decode())
+            member = pickle.loads(data["member"].tobytes())
+            return cls(
+                version=meta["version"],
+                kind=meta["kind"],
+                trained_until_s=float(meta["trained_until_s"]),
+                train_start_s=float(meta["train_start_s"]),
+                points=int(meta["points"]),
+                context_=int(meta["context"]),
+                interval_s_=float("nan") if meta.get("interval_s") is None else float(meta["interval_s"]),
+                center_=float(meta["center"]),
+                unit_=float(meta["unit"]),
+                low_=float(meta["low"]),
+                high_=float(meta["high"]),
+                member_=member,
+                explain_refs_=data["explain_refs"],
+            )
+        except (OSError, ValueError, KeyError, EOFError, pickle.UnpicklingError, AttributeError) as exc:
+            raise ModelError(
+                f"detector model {path} cannot be read ({exc}); retrain with detector_models"
+            ) from exc
 
 
 def fit_series_model(
     times_s: np.ndarray,
     values: np.ndarray,
     settings: DetectorSettings,
-    until_s: float,
+    boundary: int,
     keep: np.ndarray | None = None,
+    fitted_at_s: float | None = None,
 ) -> SeriesModel | None:
-    """Train on the points in [until_s - training window, until_s); None when there are too few.
+    """Train on the last `training_points` points before position `boundary`; None when too few.
 
     `keep` (bool per point) drops points from training, e.g. deploy and maintenance minutes;
-    they still serve as context for their neighbours.
+    they still serve as context for their neighbours. `times_s` (an arrival clock) gives the
+    sampling interval, and with it the model's context length; the points before the training
+    window serve as its first points' context. `fitted_at_s` names the model (default: the time
+    of the boundary point).
     """
     times_s = np.asarray(times_s, dtype=float)
     values = np.asarray(values, dtype=float)
-    lo = int(np.searchsorted(times_s, until_s - settings.training_s, side="left"))
-    hi = int(np.searchsorted(times_s, until_s, side="left"))
-    context_lo = (
-        int(np.searchsorted(times_s, times_s[lo] - settings.context_s, side="left")) if hi > lo else lo
-    )
-    pairs = context_pairs(times_s[context_lo:hi], values[context_lo:hi], settings.context_s)[
-        lo - context_lo :
-    ]
-    times = times_s[lo:hi]
+    hi = min(int(boundary), len(values))
+    lo = max(0, hi - settings.training_points)
+    interval = sampling_interval(times_s[lo:hi])
+    context = settings.context_for(interval)
+    context_lo = max(0, lo - context)
+    pairs = context_pairs(values[lo:hi], context, values[context_lo:lo])
     usable = np.isfinite(pairs).all(axis=1)
     if keep is not None:
         usable &= np.asarray(keep[lo:hi], dtype=bool)
     if usable.sum() < settings.min_points:
         return None
-    refs, ref_times = pairs[usable], times[usable]
+    refs = pairs[usable]
+    order = (np.arange(lo, hi) - hi)[usable].astype(float)
     low, high = float(np.min(refs[:, 1])), float(np.max(refs[:, 1]))
-    unit = _unit(low, high, settings)
-    model = SeriesModel(
+    center = float(np.median(refs[:, 1]))
+    unit = unit_of(low, high, settings)
+    member = members.create(settings.member, context, settings.surprise_scale)
+    member.fit((refs - center) / unit, order=order)
+    keep_rows = np.unique(np.linspace(0, len(refs) - 1, min(len(refs), EXPLAIN_REFS)).round().astype(int))
+    if fitted_at_s is None:
+        fitted_at_s = float(times_s[hi]) if hi < len(times_s) else float(times_s[hi - 1]) + 1.0
+    return SeriesModel(
         version=settings.version,
         kind=settings.member,
-        trained_until_s=float(until_s),
-        train_start_s=float(ref_times[0]),
-        refs_=refs,
-        ref_times_=ref_times,
+        trained_until_s=float(fitted_at_s),
+        train_start_s=float(times_s[lo:hi][usable][0]),
+        points=int(len(refs)),
+        context_=int(context),
+        interval_s_=float(interval) if interval else float("nan"),
+        center_=center,
+        unit_=unit,
         low_=low,
         high_=high,
-        calibration_=np.empty(0),
+        member_=member,
+        explain_refs_=refs[keep_rows],
     )
-    if settings.member == "novelty":
-        model.calibration_ = np.sort(leave_out_distances(refs, ref_times, settings.context_s) / unit)
-        model.calibration_ = model.calibration_[np.isfinite(model.calibration_)]
-        return model
-    recent = slice(max(0, len(refs) - MAX_PYOD_TRAIN), len(refs))
-    center = np.median(np.column_stack([refs[:, 0], refs[:, 1], refs[:, 1] - refs[:, 0]]), axis=0)
-    rows = _pyod_rows(refs[recent], center, unit)
-    detector = _pyod_detector(settings.member).fit(rows)
-    raw = np.asarray(detector.decision_scores_, dtype=float)
-    q50, q99 = np.quantile(raw, [0.5, 0.99])
-    model.pyod_, model.pyod_center_ = detector, center
-    model.pyod_spread_ = float(max(q99 - q50, 1e-12))
-    model.calibration_ = np.sort(raw)
-    return model
 
 
 @dataclass
 class BlockScores:
-    """Raw material of scores for a block of points, one entry per point."""
+    """What scores of a block of points were made of, one entry per point."""
 
-    score: np.ndarray  # 0–100
-    surprise: np.ndarray  # nats
-    magnitude: np.ndarray  # range units (novelty) or training spreads (PyOD)
-    neighbour: np.ndarray  # index into the model's refs, or -len(recent)-1.. for recent refs (-1 = none)
+    evidence: np.ndarray  # >= 0, before the warm-up's confidence
+    surprise: np.ndarray  # nats (0 where the member has no training sample)
+    magnitude: np.ndarray  # the member's size of the deviation (novelty: range units)
 
 
-def score_block(
-    model: SeriesModel,
-    settings: DetectorSettings,
-    pairs: np.ndarray,
-    times_s: np.ndarray,
-    recent_pairs: np.ndarray,
-    recent_times_s: np.ndarray,
-    running_low: np.ndarray,
-    running_high: np.ndarray,
-) -> BlockScores:
-    """Score points after `model.trained_until_s` given the points since then (`recent_*`, time-ordered).
+def score_block(model: SeriesModel, pairs_since: np.ndarray, start: int) -> BlockScores:
+    """Score rows `start:` of the context pairs of the points since the model's boundary.
 
-    `running_low/high` are the value range known before each point (model range plus recent values).
+    Rows before `start` arrived earlier; an online member counts them as seen. The value range
+    known before each point (the model's, widened by what arrived since) scales the evidence down
+    when the series has since spread out, so one wild value does not make every later one loud.
     """
-    unit = (running_high - running_low) / settings.range_units
-    unit = np.where(unit > 0, unit, _unit(model.low_, model.high_, settings))
-    if model.kind == "novelty":
-        dist, idx = model.index(settings.context_s).query(pairs, times_s, settings.context_s)
-        if len(recent_pairs):
-            d2, i2 = nearest_earlier(pairs, times_s, recent_pairs, recent_times_s, settings.context_s)
-            closer = d2 < dist
-            dist = np.where(closer, d2, dist)
-            idx = np.where(closer, -2 - i2, idx)
-        magnitude = np.where(np.isfinite(dist), dist / unit, 0.0)
-        surprise = model.calibrator.surprise(magnitude)
-    else:
-        rows = _pyod_rows(pairs, model.pyod_center_, _unit(model.low_, model.high_, settings))
-        ok = np.isfinite(rows).all(axis=1)
-        raw = np.full(len(rows), -np.inf)
-        if ok.any():
-            raw[ok] = _pyod_scores(model.pyod_, rows[ok])
-        q50 = float(np.quantile(model.calibration_, 0.5)) if len(model.calibration_) else 0.0
-        magnitude = np.where(ok, np.clip(raw - q50, 0.0, None) / model.pyod_spread_, 0.0)
-        surprise = model.calibrator.surprise(raw)
-        idx = np.full(len(rows), -1, dtype=np.int64)
-    z = calibration.evidence(surprise, magnitude, settings.surprise_scale)
-    return BlockScores(calibration.to_score(z), surprise, magnitude, idx)
+    member = model.member_
+    X = model.rows(pairs_since)
+    order = np.arange(len(X), dtype=float)
+    raw = member.score_stream(X, start, order)
+    recent = np.asarray(pairs_since[:, 1], dtype=float)
+    finite = np.where(np.isfinite(recent), recent, np.nan)
+    low_before = np.fmin.accumulate(np.concatenate([[model.low_], finite]))[:-1][start:]
+    high_before = np.fmax.accumulate(np.concatenate([[model.high_], finite]))[:-1][start:]
+    widening = (model.high_ - model.low_) / np.maximum(high_before - low_before, 1e-300)
+    widening = np.where(np.isfinite(widening) & (widening > 0), np.minimum(widening, 1.0), 1.0)
+    calibrator = getattr(member, "calibrator_", None)
+    surprise = calibrator.surprise(raw) if calibrator is not None else np.zeros(len(raw))
+    return BlockScores(
+        evidence=member.evidence(raw) * widening,
+        surprise=surprise,
+        magnitude=member.magnitude(raw) * widening,
+    )
 
 
-def baseline_scores(history: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """Cold start: a robust z-score rule over all history so far, deliberately slow to alarm.
+def cold_start_evidence(history: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Evidence of points before a series' first model: the robust baseline over all history so far.
 
     `history` holds the values before the first of `values`; each value also sees the ones before it.
     """
+    baseline = members.create(members.COLD_START)
+    empty = np.zeros((0, 2))
+    baseline.fit(empty)
+    history = np.asarray(history, dtype=float)
     values = np.asarray(values, dtype=float)
-    seen = list(np.asarray(history, dtype=float)[np.isfinite(history)])
-    out = np.zeros(len(values))
-    for i, value in enumerate(values):
-        if len(seen) >= 5 and np.isfinite(value):
-            sample = np.asarray(seen)
-            median = float(np.median(sample))
-            spread = 1.4826 * float(np.median(np.abs(sample - median)))
-            spread = max(spread, 0.01 * abs(median), 1e-9)
-            robust_z = abs(value - median) / spread
-            out[i] = float(calibration.to_score((robust_z - BASELINE_FLOOR_Z) / BASELINE_Z_PER_EVIDENCE))
-        if np.isfinite(value):
-            seen.append(value)
-    return out
+    rows = np.column_stack([np.zeros(len(history) + len(values)), np.concatenate([history, values])])
+    return baseline.evidence(baseline.score_stream(rows, start=len(history)))

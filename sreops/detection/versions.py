@@ -127,7 +127,7 @@ def _incidents_of(warehouse_path, version, start, end, policy) -> list[incidents
     scores = read_service_scores(warehouse_path, version, start, end)
     found = []
     for _, part in scores.groupby("service", sort=True):
-        found.extend(incidents.find_incidents(part, policy, end))
+        found.extend(incidents.find_incidents(part, policy))
     return found
 
 
@@ -223,7 +223,7 @@ def replay(
     from tqdm import tqdm
 
     from sreops.detection.events import load_events
-    from sreops.detection.scoring import score_hour
+    from sreops.detection.scoring import EVENTS_LOOKBACK, score_hour
     from sreops.detection.store import FileModelStore
     from sreops.features import hours_between
 
@@ -232,9 +232,7 @@ def replay(
     cfg = config.current()
     store = FileModelStore()
     settle = dt.timedelta(minutes=cfg.detection.deploy_settle_minutes)
-    events = load_events(
-        warehouse_path, start - dt.timedelta(seconds=settings.training_s), end, cfg.events, settle
-    )
+    events = load_events(warehouse_path, start - EVENTS_LOOKBACK, end, cfg.events, settle)
     out = []
     for hour in tqdm(
         hours_between(start, end),

@@ -255,13 +255,13 @@ def discover(data_dir: Path, windows: Mapping[str, object], categories: Sequence
     return keys
 
 
-def detect_file(frame: pd.DataFrame, settings=None) -> np.ndarray:
+def detect_file(frame: pd.DataFrame, settings=None, policy=None) -> np.ndarray:
     """The streaming detector over one file: an anomaly score in [0, 1] per row, in file order."""
-    from sreops.detection.settings import DetectorSettings
+    from sreops.detection.settings import AlarmPolicy, DetectorSettings
     from sreops.detection.streaming import StreamingDetector
 
     times = (frame["timestamp"] - pd.Timestamp(0)).dt.total_seconds().to_numpy(dtype=float)
-    result = StreamingDetector(settings or DetectorSettings()).replay(
+    result = StreamingDetector(settings or DetectorSettings(), policy or AlarmPolicy()).replay(
         times, frame["value"].to_numpy(dtype=float)
     )
     return np.clip(np.nan_to_num(result.alarm / 100.0, nan=0.0), 0.0, 1.0)

@@ -94,7 +94,7 @@ def test_a_ranged_run_scores_and_groups_every_hour_of_the_range(warehouse_path: 
 def test_a_named_version_scores_under_its_own_name(warehouse_path: Path) -> None:
     write_features(warehouse_path)
     baseline, _ = versions.current(warehouse_path)
-    candidate = versions.register(warehouse_path, baseline.with_changes(context_minutes=15.0))
+    candidate = versions.register(warehouse_path, baseline.with_changes(context_points=4))
     result = run(
         [anomalies],
         warehouse_path,

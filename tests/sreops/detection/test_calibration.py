@@ -53,7 +53,6 @@ def test_severity_bands(score: float, band: str) -> None:
 
 
 def test_alarm_fires_on_new_highs_within_the_suppression_window_only() -> None:
-    times = np.array([0, 60, 120, 180, 7200, 7260], dtype=float)
-    scores = np.array([80, 70, 90, 85, 50, 40], dtype=float)
-    alarms = calibration.alarm_scores(times, scores, suppression_s=3600)
-    assert alarms.tolist() == [80, 0, 90, 0, 50, 0]
+    scores = np.array([80, 70, 90, 85, 10, 10, 10, 50, 40], dtype=float)
+    alarms = calibration.alarm_scores(scores, suppression_points=3)
+    assert alarms.tolist() == [80, 0, 90, 0, 0, 0, 0, 50, 0]

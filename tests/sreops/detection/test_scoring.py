@@ -119,7 +119,8 @@ def test_models_are_trained_once_kept_as_files_and_registered(fleet: Path) -> No
     assert {r[2] for r in rows} == {dt.datetime(2026, 11, 18)}
     key = (settings.version, "checkout", "cpu", dt.datetime(2026, 11, 18))
     loaded = SeriesModel.load(store.path(key))
-    assert np.array_equal(loaded.refs_, store.load_model(key).refs_)
+    assert np.array_equal(loaded.explain_refs_, store.load_model(key).explain_refs_)
+    assert np.array_equal(loaded.member_.decision_scores_, store.load_model(key).member_.decision_scores_)
     # the stored model scores exactly as the in-memory one
     fresh = FileModelStore()
     a = scoring.score_hour(fleet, SPIKE.replace(minute=0), settings, policy, store).frame
@@ -144,7 +145,7 @@ def test_incidents_of_scored_hours_land_in_alerts_once(fleet: Path) -> None:
 
 def test_a_candidate_version_is_replayed_compared_and_promoted(fleet: Path) -> None:
     baseline, policy = versions.current(fleet)
-    candidate = baseline.with_changes(context_minutes=20.0)
+    candidate = baseline.with_changes(context_points=5)
     assert candidate.version != baseline.version
     store = MemoryModelStore()
     hours = [dt.datetime(2026, 11, 18, h) for h in (9, 10, 11)]
@@ -169,7 +170,7 @@ def test_settings_name_their_version_stably() -> None:
     settings = DetectorSettings()
     assert DetectorSettings.from_json(settings.to_json()) == settings
     assert settings.version == DetectorSettings().version
-    assert settings.with_changes(context_minutes=11).version != settings.version
+    assert settings.with_changes(context_points=3).version != settings.version
     with pytest.raises(ValueError, match="not one of"):
         DetectorSettings(member="magic")
 
@@ -178,8 +179,8 @@ def test_the_config_names_the_current_version_until_one_is_promoted_by_hand(ware
     from sreops import config
 
     default, _ = versions.current(warehouse_path, config.Config())
-    edited = config.Config.model_validate({"detection": {"context_minutes": 15}})
+    edited = config.Config.model_validate({"detection": {"context_points": 4}})
     follows, _ = versions.current(warehouse_path, edited)
-    assert follows.context_minutes == 15 and follows.version != default.version
+    assert follows.context_points == 4 and follows.version != default.version
     versions.promote(warehouse_path, default.version)
     assert versions.current(warehouse_path, edited)[0] == default
