@@ -78,7 +78,8 @@ def window_indices(
     """Each window's (left, right) record indices: the first occurrence of each edge timestamp."""
     first_index: dict[pd.Timestamp, int] = {}
     for index, stamp in enumerate(pd.to_datetime(timestamps)):
-        first_index.setdefault(stamp, index)
+        if not pd.isna(stamp):
+            first_index.setdefault(stamp, index)
     spans = []
     for start, end in windows:
         left, right = first_index.get(pd.Timestamp(start)), first_index.get(pd.Timestamp(end))
@@ -215,19 +216,27 @@ def score_all_profiles(
 
 
 def read_data_file(path: Path) -> pd.DataFrame:
-    """A NAB data file as `timestamp, value` rows in file order (duplicates and gaps kept)."""
+    """A NAB data file as `timestamp, value, text` rows in file order: every row kept, whatever it holds.
+
+    Rows are never sorted or dropped (NAB scores every row, in order): timestamps that go back,
+    repeat or cannot be read (NaT), and values that are missing or not numbers (NaN) are left for
+    the detector, which scores each row from the rows before it. Zoned timestamps become UTC.
+    Only a file that is not a two-column `timestamp,value` CSV is refused, with the reason.
+    """
     try:
-        frame = pd.read_csv(path)
-    except (OSError, pd.errors.ParserError) as exc:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding_errors="replace")
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeError) as exc:
         raise NabDataError(f"{path}: cannot read as CSV: {exc}") from exc
-    if list(frame.columns[:2]) != ["timestamp", "value"]:
+    columns = [str(c).strip().lstrip("\ufeff").lower() for c in frame.columns]
+    if columns[:2] != ["timestamp", "value"]:
         raise NabDataError(f"{path}: expected columns timestamp,value, found {list(frame.columns)}")
-    try:
-        frame["timestamp"] = pd.to_datetime(frame["timestamp"])
-    except (ValueError, TypeError) as exc:
-        raise NabDataError(f"{path}: timestamps are not dates: {exc}") from exc
-    frame["value"] = pd.to_numeric(frame["value"], errors="coerce")
-    return frame[["timestamp", "value"]]
+    frame.columns = columns
+    stamps = frame["timestamp"].str.strip()
+    parsed = pd.to_datetime(stamps, errors="coerce", format="mixed", utc=True)
+    frame["timestamp"] = parsed.dt.tz_convert(None)
+    frame["value"] = pd.to_numeric(frame["value"].str.strip(), errors="coerce")
+    frame["text"] = stamps  # written back unchanged, so results line up with the data row by row
+    return frame[["timestamp", "value", "text"]].reset_index(drop=True)
 
 
 def read_windows(path: Path) -> dict[str, list[list[str]]]:
@@ -260,7 +269,7 @@ def detect_file(frame: pd.DataFrame, settings=None, policy=None) -> np.ndarray:
     from sreops.detection.settings import AlarmPolicy, DetectorSettings
     from sreops.detection.streaming import StreamingDetector
 
-    times = (frame["timestamp"] - pd.Timestamp(0)).dt.total_seconds().to_numpy(dtype=float)
+    times = (frame["timestamp"] - pd.Timestamp(0)).dt.total_seconds().to_numpy(dtype=float)  # NaT: NaN
     result = StreamingDetector(settings or DetectorSettings(), policy or AlarmPolicy()).replay(
         times, frame["value"].to_numpy(dtype=float)
     )
@@ -301,7 +310,7 @@ def evaluate(
             target.parent.mkdir(parents=True, exist_ok=True)
             out = pd.DataFrame(
                 {
-                    "timestamp": frame["timestamp"].dt.strftime("%Y-%m-%d %H:%M:%S"),
+                    "timestamp": frame["text"] if "text" in frame else frame["timestamp"],
                     "value": frame["value"],
                     "anomaly_score": scores[key],
                 }

@@ -97,3 +97,76 @@ def test_score_of_a_row_does_not_depend_on_later_rows(corpus: tuple[Path, Path])
     full = nab.detect_file(frame)
     for cut in (350, 703, 1003, 1200):
         assert np.array_equal(nab.detect_file(frame.iloc[:cut]), full[:cut])
+
+
+def quirky_files(data: Path) -> dict[str, str]:
+    """NAB-format files as real feeds write them; the text of each, keyed by '<category>/<file>.csv'."""
+    rng = np.random.default_rng(5)
+    stamps = pd.date_range("2014-03-29 20:00", periods=900, freq="5min")
+    values = 50 + 10 * np.sin(np.arange(900) / 288 * 2 * np.pi) + rng.normal(0, 1, 900)
+    text = {}
+
+    def lines(ts: list[str], vs: list[str]) -> str:
+        return "timestamp,value\n" + "".join(f"{t},{v}\n" for t, v in zip(ts, vs, strict=True))
+
+    plain = [s.strftime("%Y-%m-%d %H:%M:%S") for s in stamps]
+    numbers = [f"{v:.3f}" for v in values]
+    # a clock change: an hour of timestamps repeats (the clock jumps back) mid-file
+    dst = plain[:500] + [s.strftime("%Y-%m-%d %H:%M:%S") for s in stamps[500:] - pd.Timedelta(hours=1)]
+    text["quirks/dst_backward_jump.csv"] = lines(dst, numbers)
+    text["quirks/duplicates_and_gaps.csv"] = lines(
+        plain[:300] + [plain[299]] * 4 + plain[400:], numbers[:300] + ["51.0"] * 4 + numbers[400:]
+    )
+    text["quirks/missing_and_bad_values.csv"] = lines(
+        plain, [("" if i % 97 == 0 else "n/a" if i % 101 == 0 else v) for i, v in enumerate(numbers)]
+    )
+    text["quirks/bad_timestamps.csv"] = lines(
+        [("not a time" if i in (10, 600) else t) for i, t in enumerate(plain)], numbers
+    )
+    text["quirks/zoned_and_irregular.csv"] = lines(
+        [
+            (s + pd.Timedelta(seconds=int(rng.integers(0, 200)))).strftime("%Y-%m-%dT%H:%M:%S+00:00")
+            for s in stamps
+        ],
+        numbers,
+    )
+    text["quirks/hourly.csv"] = lines(
+        [s.strftime("%Y-%m-%d %H:%M:%S") for s in pd.date_range("2014-01-01", periods=900, freq="h")], numbers
+    )
+    text["quirks/constant.csv"] = lines(plain, ["7"] * 900)
+    text["quirks/one_row.csv"] = lines(plain[:1], numbers[:1])
+    text["quirks/header_only.csv"] = "timestamp,value\n"
+    for key, body in text.items():
+        (data / key).parent.mkdir(parents=True, exist_ok=True)
+        (data / key).write_text(body)
+    return text
+
+
+def test_no_nab_format_file_crashes_the_command_whatever_its_timestamps(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    text = quirky_files(data)
+    windows = {key: [] for key in text}
+    first = text["quirks/dst_backward_jump.csv"].splitlines()[1:]
+    windows["quirks/dst_backward_jump.csv"] = [[first[700].split(",")[0], first[720].split(",")[0]]]
+    labels = tmp_path / "windows.json"
+    labels.write_text(json.dumps(windows))
+    out = tmp_path / "out"
+    code = cli.main(["eval", "nab", "--data", str(data), "--labels", str(labels), "--out", str(out)])
+    assert code == 0
+    for key, body in text.items():
+        rows = body.splitlines()[1:]
+        written = pd.read_csv(out / key, dtype={"timestamp": str}, keep_default_na=False)
+        assert len(written) == len(rows), key  # every input row gets a score, in input order
+        assert written["timestamp"].tolist() == [r.split(",")[0] for r in rows], key
+        scores = pd.to_numeric(written["anomaly_score"])
+        assert scores.between(0, 1).all(), key
+
+
+def test_after_a_backward_jump_a_row_is_still_scored_from_the_rows_before_it(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    quirky_files(data)
+    frame = nab.read_data_file(data / "quirks" / "dst_backward_jump.csv")
+    assert frame["timestamp"].diff().dt.total_seconds().min() < 0
+    full = nab.detect_file(frame)
+    for cut in (499, 500, 520, 800):
+        assert np.array_equal(nab.detect_file(frame.iloc[:cut]), full[:cut])
