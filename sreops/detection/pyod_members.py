@@ -76,14 +76,14 @@ class HBOSMember(PyODMember):
 
 
 class IForestMember(PyODMember):
-    """PyOD `IForest` (100 trees of 256 samples, seeded)."""
+    """PyOD `IForest` (100 trees of min(256, n) samples, seeded)."""
 
     name = "iforest"
 
     def build(self):  # noqa: ANN201
         from pyod.models.iforest import IForest
 
-        return IForest(n_estimators=100, max_samples=256, random_state=0)
+        return IForest(n_estimators=100, max_samples="auto", random_state=0)
 
 
 class LOFMember(PyODMember):

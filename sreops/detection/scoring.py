@@ -369,6 +369,7 @@ def service_rows(
     if series_rows.empty:
         return series_rows
     rows = series_rows.reset_index(drop=True)
+    # the shipped rule (service.highest): the series with the highest score gives the service's
     top = rows.loc[rows.groupby(["service", "minute"], sort=True)["score"].idxmax()].reset_index(drop=True)
     entries: dict[tuple, list[dict]] = {}
     explained = rows[rows["explanation"].map(lambda e: isinstance(e, str))]

@@ -269,7 +269,7 @@ def add_replay_arguments(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="NAME=VALUE",
-        help="a detector setting of the candidate (e.g. context_minutes=15); repeatable",
+        help="a detector setting of the candidate (e.g. context_points=3); repeatable",
     )
 
 

@@ -341,14 +341,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--detector",
         default="novelty",
-        help="scoring member: novelty (default) or a PyOD detector (hbos, iforest, knn, lof, ecod, copod, loda)",
+        help="scoring member: novelty (default), a PyOD member (knn, hbos, iforest, lof, ecod, copod, loda),"
+        " baseline, or a '+'-joined ensemble such as novelty+iforest",
     )
     parser.add_argument(
         "--set",
         action="append",
         default=[],
         metavar="NAME=VALUE",
-        help="a detector setting other than its default (e.g. context_minutes=15); repeatable",
+        help="a detector setting other than its default (e.g. context_points=3); repeatable",
     )
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
 

@@ -137,3 +137,37 @@ def test_a_rebuilt_old_features_hour_requests_its_anomalies() -> None:
     assert dg.materialize([features_stand_in], instance=instance, partition_key=old_hour).success
     result = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=first.cursor)
     assert result.get_requested_partitions(dg.AssetKey("anomalies")) == {old_hour}
+
+
+def test_an_incident_in_the_hour_in_progress_fires_and_resolves_only_once_quiet_minutes_are_seen(
+    warehouse_path: Path,
+) -> None:
+    """Live: features exist up to the spike's minutes; the rest of the hour has not happened yet."""
+    write_features(warehouse_path)
+    with warehouse.transaction(warehouse_path) as con:
+        con.execute("DELETE FROM metric_features_1m WHERE minute > ?", [SPIKE + dt.timedelta(minutes=6)])
+    assert run([anomalies, alerts_asset], warehouse_path, partition_key="2026-11-18-10:00").success
+    with warehouse.connect(warehouse_path) as con:
+        alerts = con.execute("SELECT status, resolved_at, revision FROM alerts").fetchall()
+    assert alerts == [("firing", None, 1)]  # not "[RESOLVED]": the minutes after the spike are unknown
+    write_features_after(warehouse_path, SPIKE + dt.timedelta(minutes=6))
+    assert run([anomalies, alerts_asset], warehouse_path, partition_key="2026-11-18-10:00").success
+    with warehouse.connect(warehouse_path) as con:
+        ((status, resolved_at, revision),) = con.execute(
+            "SELECT status, resolved_at, revision FROM alerts"
+        ).fetchall()
+    assert status == "resolved" and resolved_at is not None and revision == 2
+
+
+def write_features_after(path: Path, after: dt.datetime) -> None:
+    """The rest of write_features' rows, as if they had just landed."""
+    scratch = path.with_name("scratch.duckdb")
+    write_features(scratch)
+    with warehouse.connect(scratch) as con:
+        rows = con.execute(
+            "SELECT minute, service, metric, n, mean FROM metric_features_1m WHERE minute > ?", [after]
+        ).df()
+    with warehouse.transaction(path) as con:
+        con.register("rows", rows)
+        con.execute("INSERT INTO metric_features_1m (minute, service, metric, n, mean) SELECT * FROM rows")
+        con.unregister("rows")
