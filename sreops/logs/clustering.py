@@ -52,6 +52,7 @@ GENERAL = "\x00"  # a generalised part of a template token: matches any text
 SPAN = "\x01"  # a variable-length run of tokens: matches one or more masked values
 
 RECENT_LINES = 100_000  # raw lines whose masked text is remembered (about 20 MB at most)
+MAX_REVIEWED = 12  # variants of one slot embedded in a review (the rest follow the first ones)
 _SHAPE = re.compile(r"[^\s=:,;()\[\]{}<>\"'|#@]+")
 
 
@@ -63,6 +64,12 @@ class ClusteringConfig:
     variable_length: bool = True
     embedding_gate: bool = False
     similarity_threshold: float = 0.8
+    # Slot review by sentence embeddings (`review`): variants of one word slot are one event when
+    # the messages are far apart in meaning (identifiers), apart when close (states, verbs).
+    variant_share: float = 0.25  # a word where values stand joins while it holds at most this share
+    review_slots: bool = False
+    review_few_below: float = 0.75  # 2–3 distinct words: merge below this least pairwise cosine
+    review_many_below: float = 0.90  # min_distinct_values or more: merge below this
 
 
 @dataclass(eq=False)
@@ -119,23 +126,79 @@ def cluster_id_for(namespace: str, origin: str) -> str:
     return f"c{digest}"
 
 
+_LIST = re.compile(r"w(?:[,;]w)+")
+
+
 def _shape(token: str) -> str:
-    """The punctuation skeleton of a token (`tag="x",` → `w="w",`): values of one slot share it."""
-    return _SHAPE.sub("w", token.replace(PLACEHOLDER, "w"))
+    """The punctuation skeleton of a token (`tag="x",` → `w="w",`): values of one slot share it.
+
+    A comma-separated list of values has the skeleton of one value (`a,b,c` → `w`): one variable
+    written as a single value or as a list is one slot.
+    """
+    return _LIST.sub("w", _SHAPE.sub("w", token.replace(PLACEHOLDER, "w")))
+
+
+_SLOT_PATTERNS: dict[str, re.Pattern[str]] = {}
 
 
 def _fits(pattern: str, token: str) -> bool:
-    """Whether `token` fits a template token that may hold one generalised part."""
+    """Whether `token` fits a template token whose generalised parts match any text."""
     if pattern == token:
         return True
     if GENERAL not in pattern:
         return False
-    prefix, _, suffix = pattern.partition(GENERAL)
-    return len(token) >= len(prefix) + len(suffix) and token.startswith(prefix) and token.endswith(suffix)
+    if pattern.count(GENERAL) == 1:
+        prefix, _, suffix = pattern.partition(GENERAL)
+        return len(token) >= len(prefix) + len(suffix) and token.startswith(prefix) and token.endswith(suffix)
+    compiled = _SLOT_PATTERNS.get(pattern)
+    if compiled is None:
+        compiled = re.compile(".*".join(re.escape(part) for part in pattern.split(GENERAL)), re.DOTALL)
+        if len(_SLOT_PATTERNS) > 10_000:
+            _SLOT_PATTERNS.clear()
+        _SLOT_PATTERNS[pattern] = compiled
+    return compiled.fullmatch(token) is not None
+
+
+def _anchor(token: str) -> bool:
+    """A token that names something: a letter outside its values (`iar`, `cr:<*>`, not `<*>` or `-`)."""
+    text = token.replace(PLACEHOLDER, "").replace(GENERAL, "").replace(SPAN, "")
+    return any(ch.isalpha() for ch in text)
 
 
 def _is_value(token: str) -> bool:
     return PLACEHOLDER in token or GENERAL in token or SPAN in token
+
+
+def _slot(token: str) -> str | None:
+    """A token that holds values, as a slot: its literal text kept, each value matching any text.
+
+    `rhost=<*>` → `rhost=` + GENERAL, `<*>=<*>` → GENERAL `=` GENERAL; a template token already
+    generalised is its own slot; a token without a value is not a slot (None).
+    """
+    if GENERAL in token:
+        return token
+    if PLACEHOLDER not in token:
+        return None
+    return token.replace(PLACEHOLDER, GENERAL)
+
+
+def _proves_slot(word: str, value: str) -> bool:
+    """Whether a masked `value` shows that the position where a template has `word` holds values.
+
+    The literal text around the value must agree: `chdir(pwd)` / `chdir(<*>)`, `admin` / `<*>`,
+    `allreduce.rts:` / `<*>:`. Other text around it (`tty=NODEVssh` / `tty=:<*>`, `num=<*>` /
+    `topActivity=<*>`) says nothing.
+    """
+    slot = _slot(value)
+    return slot is not None and _fits(slot, word)
+
+
+def _fits_slot(pattern: str, token: str) -> bool:
+    """Whether `token` equals `pattern` or fills the slot `pattern` is (any text between its ends)."""
+    if pattern == token:
+        return True
+    slot = _slot(pattern)
+    return slot is not None and _fits(slot, token)
 
 
 _BOUNDARY = "=:([{\"'@"
@@ -186,6 +249,9 @@ class StreamingClusterer:
         self._exact: dict[str, Cluster] = {}
         self._buckets: dict[tuple[int, str], list[Cluster]] = defaultdict(list)
         self._spans: dict[str, list[Cluster]] = defaultdict(list)
+        self._slot_first: dict[int, list[Cluster]] = defaultdict(list)
+        # (cluster, variant, positions): a value met a word; `review` merges them if the variant stays rare
+        self._variants: list[tuple[str, str, tuple[int, ...]]] = []
         self._lengths: dict[str, set[int]] = defaultdict(set)
         self._vectors: dict[str, np.ndarray] = {}
         self._recent: dict[str, str] = {}
@@ -267,35 +333,134 @@ class StreamingClusterer:
         self._exact[masked] = cluster
         return cluster
 
+    def _compare(self, cluster: Cluster, toks: list[str], start: int) -> tuple[int, list[int]]:
+        """(the one position holding a different word, or -1 for none, -2 for more; slot positions).
+
+        Slot positions are where a value meets a word: a plain word in a slot of the template
+        (`(unknown)` where `(<*>)` stands), or a value where the template has a word (`chdir(<*>)`
+        where `chdir(pwd)` stands). Slots only count for a message that shares at least one named
+        token with the template: a template of nothing but values (`<*> <*> <*>`) would otherwise
+        swallow every event of its length.
+        """
+        word_diff = -1
+        slots: list[int] = []
+        anchored = False
+        for i in range(start, len(toks)):
+            pattern = cluster.tokens[i]
+            token = toks[i]
+            if pattern == token:
+                anchored = anchored or _anchor(token)
+                continue
+            if _fits_slot(pattern, token):
+                anchored = anchored or _anchor(pattern)  # `setLightsOn(<*>)` names its event
+                if GENERAL not in pattern and PLACEHOLDER not in token:
+                    slots.append(i)  # a word where masked values stand (a slot of words takes it)
+                continue
+            if _proves_slot(pattern, token):
+                slots.append(i)  # a value where the template has a word
+                anchored = anchored or _anchor(token)
+                continue
+            if word_diff >= 0:
+                return -2, slots
+            word_diff = i
+        if start > 0:
+            anchored = anchored or _anchor(toks[0])
+        if not anchored and (slots or any(cluster.tokens[i] != toks[i] for i in range(start, len(toks)))):
+            return -2, slots
+        return word_diff, slots
+
+    def _first_token_options(self, toks: list[str]) -> list[Cluster]:
+        """Clusters of this length with a different first token that a value makes comparable."""
+        n = len(toks)
+        first = toks[0]
+        options = [
+            c for c in self._slot_first.get(n, ()) if c.tokens[0] != first and _fits_slot(c.tokens[0], first)
+        ]
+        if PLACEHOLDER in first:
+            options.extend(
+                c
+                for key, bucket in self._buckets.items()
+                if key[0] == n and key[1] != first and _proves_slot(key[1], first)
+                for c in bucket
+            )
+        return options
+
     def _place(self, masked: str, toks: list[str]) -> Cluster:
         first = toks[0]
         n = len(toks)
         candidates: dict[int, list[Cluster]] = defaultdict(list)
+        best: tuple[int, int, Cluster, list[int]] | None = None  # (proofs, seq, cluster, proof positions)
         for cluster in self._buckets.get((n, first), ()):
-            diff = -1
-            for i in range(1, n):
-                pattern = cluster.tokens[i]
-                token = toks[i]
-                if pattern != token and not (GENERAL in pattern and _fits(pattern, token)):
-                    if diff >= 0:
-                        diff = -2
-                        break
-                    diff = i
-            if diff == -1:
-                return cluster
-            if diff > 0:
-                candidates[diff].append(cluster)
+            word_diff, proofs = self._compare(cluster, toks, 1)
+            if word_diff == -1:
+                if not proofs:
+                    return cluster
+                if best is None or (len(proofs), cluster.seq) < best[:2]:
+                    best = (len(proofs), cluster.seq, cluster, proofs)
+            elif word_diff > 0 and not proofs:
+                candidates[word_diff].append(cluster)
+        if best is None:
+            # a line that starts with a value: the first token is a slot like any other
+            for cluster in self._first_token_options(toks):
+                word_diff, proofs = self._compare(cluster, toks, 0)
+                if word_diff == -1 and (best is None or (len(proofs), cluster.seq) < best[:2]):
+                    best = (len(proofs), cluster.seq, cluster, proofs)
+        if best is not None:
+            # a value meets a word: its own cluster for now, one with `best` if it stays rare (`review`)
+            variant = self._new_cluster(masked, toks)
+            self._variants.append((best[2].cluster_id, variant.cluster_id, tuple(best[3])))
+            return variant
         for cluster in self._spans.get(first, ()):
             if self._fits_span(cluster.tokens, toks):
                 return cluster
-        merged = self._merge_on_evidence(toks, candidates)
-        if merged is not None:
-            return merged
+        if not (self.embedder is not None and self.config.review_slots):
+            merged = self._merge_on_evidence(toks, candidates)
+            if merged is not None:
+                return merged
         if self.config.variable_length:
             joined = self._join_variable_length(masked, toks)
             if joined is not None:
                 return joined
         return self._new_cluster(masked, toks)
+
+    def _merge_variant(self, a: Cluster, b: Cluster, positions: tuple[int, ...]) -> Cluster:
+        """One cluster of two that differ where a value meets a word: those positions become slots."""
+        survivor, gone = (a, b) if a.seq <= b.seq else (b, a)
+        self._unindex(survivor)
+        self._unindex(gone)
+        for i in positions:
+            survivor.tokens[i] = generalize([a.tokens[i], b.tokens[i]])
+        self._index(survivor)
+        self._absorb(survivor, gone)
+        return self._absorb_covered(survivor)
+
+    def _absorb_covered(self, survivor: Cluster) -> Cluster:
+        """Merge into `survivor` every other live cluster of its length that its template now covers."""
+        n = len(survivor.tokens)
+        if _slot(survivor.tokens[0]) is not None:
+            pool = [c for key, bucket in self._buckets.items() if key[0] == n for c in bucket]
+        else:
+            pool = list(self._buckets.get((n, survivor.tokens[0]), []))
+        covered = [
+            c
+            for c in pool
+            if c is not survivor
+            and all(_fits_slot(p, t) for p, t in zip(survivor.tokens, c.tokens, strict=True))
+            and any(p == t and _anchor(p) for p, t in zip(survivor.tokens, c.tokens, strict=True))
+        ]
+        for cluster in covered:
+            self._unindex(cluster)
+            if cluster.seq < survivor.seq:  # the older id survives, as in every merge
+                survivor, cluster = self._swap_into(cluster, survivor), survivor
+            self._absorb(survivor, cluster)
+        return survivor
+
+    def _swap_into(self, older: Cluster, newer: Cluster) -> Cluster:
+        """Give the older cluster the newer one's (more general) template and its place in the index."""
+        self._unindex(newer)
+        older.tokens = list(newer.tokens)
+        self._index(older)
+        return older
 
     def _new_cluster(self, masked: str, toks: list[str]) -> Cluster:
         cluster = Cluster(cluster_id_for(self.namespace, masked), self._seq, list(toks), masked)
@@ -311,12 +476,127 @@ class StreamingClusterer:
         else:
             self._buckets[(len(cluster.tokens), first)].append(cluster)
             self._lengths[first].add(len(cluster.tokens))
+            if _slot(first) is not None:
+                self._slot_first[len(cluster.tokens)].append(cluster)
 
     def _unindex(self, cluster: Cluster) -> None:
         first = cluster.tokens[0]
         bucket = self._spans[first] if SPAN in cluster.tokens else self._buckets[(len(cluster.tokens), first)]
         if cluster in bucket:
             bucket.remove(cluster)
+        slot_first = self._slot_first.get(len(cluster.tokens), [])
+        if cluster in slot_first:
+            slot_first.remove(cluster)
+
+    # -- slot review: embeddings decide word slots ----------------------------------------------
+    def slot_families(self) -> list[tuple[int, list[Cluster]]]:
+        """Live clusters that differ only by one word at one position, same skeleton: (position, clusters)."""
+        families = []
+        for (n, _), bucket in list(self._buckets.items()):
+            if len(bucket) < 2:
+                continue
+            for position in range(1, n):
+                groups: dict[tuple, list[Cluster]] = defaultdict(list)
+                for cluster in bucket:
+                    word = cluster.tokens[position]
+                    if _is_value(word):
+                        continue
+                    rest = tuple(cluster.tokens[:position] + cluster.tokens[position + 1 :])
+                    groups[(rest, _shape(word))].append(cluster)
+                families.extend((position, group) for group in groups.values() if len(group) > 1)
+        return families
+
+    def review(self) -> list[Merge]:
+        """Decide what the stream so far shows: rare variants of slots, and (with embeddings) word slots.
+
+        Returns the merges made (also queued for `drain_merges`).
+        """
+        before = len(self.merges)
+        self._review_variants()
+        self._review_slots()
+        return self.merges[before:]
+
+    def _review_variants(self) -> None:
+        """A word where an event has values (or a value where it has a word) joins it while rare.
+
+        `1.2.3.4 (unknown)` beside thousands of `1.2.3.4 (host.example)`, or one `chdir(pwd)` beside
+        `chdir(<*>)`, is a value of a shape masking does not know: it joins. A variant holding a
+        sizeable share of the lines (`Fan speeds ( … **** … )`, a failed sensor, in most of them)
+        is an event of its own: at most `variant_share` of the larger side, or a single line.
+        """
+        pending = []
+        for first_id, second_id, positions in self._variants:
+            a, b = self.resolve(first_id), self.resolve(second_id)
+            if a is b:
+                continue
+            if len(a.tokens) != len(b.tokens) or any(
+                not (
+                    a.tokens[i] == b.tokens[i]
+                    or _fits_slot(a.tokens[i], b.tokens[i])
+                    or _fits_slot(b.tokens[i], a.tokens[i])
+                    or _proves_slot(a.tokens[i], b.tokens[i])
+                    or _proves_slot(b.tokens[i], a.tokens[i])
+                )
+                for i in range(len(a.tokens))
+            ):
+                pending.append((first_id, second_id, positions))
+                continue
+            # the side holding words where the other holds values is the variant
+            words_a = sum(not _is_value(a.tokens[i]) for i in positions)
+            words_b = sum(not _is_value(b.tokens[i]) for i in positions)
+            variant, event = (
+                (a, b)
+                if words_a > words_b
+                else (b, a)
+                if words_b > words_a
+                else sorted((a, b), key=lambda c: c.size)
+            )
+            if variant.size <= max(1, self.config.variant_share * event.size):
+                self._merge_variant(a, b, positions)
+            else:
+                pending.append((first_id, second_id, positions))
+        self._variants = pending
+
+    def _review_slots(self) -> None:
+        """Merge the word slots whose variants read as one event with different identifiers.
+
+        A slot of 2–3 distinct words merges when the least cosine similarity between its
+        messages' sentence embeddings is below `review_few_below`; one of `min_distinct_values` or
+        more words, below `review_many_below`. Identifiers out of the model's vocabulary move a
+        sentence far (`session opened for user cyrus` / `… news`: 0.68), a word of a closed set
+        hardly (`LEADING` / `LOOKING`: 0.99): docs/logs.md measures it. Without an embedder,
+        or with `review_slots` off, nothing happens here (the streaming rule 3 decides alone).
+        """
+        if self.embedder is None or not self.config.review_slots:
+            return
+        families = self.slot_families()
+        if not families:
+            return
+        texts = [c.origin for _, group in families for c in group[:MAX_REVIEWED]]
+        self._vectors_for(texts)  # one batched model call for everything not yet embedded
+        for position, group in families:
+            live = [c for c in group if c.merged_into is None]
+            if len(live) < 2:
+                continue
+            values = {c.tokens[position] for c in live}
+            vectors = np.stack(self._vectors_for([c.origin for c in live[:MAX_REVIEWED]]))
+            least = float((vectors @ vectors.T).min())
+            limit = (
+                self.config.review_many_below
+                if len(values) >= self.config.min_distinct_values
+                else self.config.review_few_below
+            )
+            if least >= limit:
+                continue
+            survivor = min(live, key=lambda c: c.seq)
+            for cluster in live:
+                self._unindex(cluster)
+            survivor.tokens[position] = generalize(values)
+            for cluster in live:
+                if cluster is not survivor:
+                    self._absorb(survivor, cluster)
+            self._index(survivor)
+            self._absorb_covered(survivor)
 
     # -- rule 3: evidence of a variable slot --------------------------------------------------
     def _merge_on_evidence(self, toks: list[str], candidates: dict[int, list[Cluster]]) -> Cluster | None:
@@ -350,16 +630,8 @@ class StreamingClusterer:
 
     # -- rule 4: variable-length values --------------------------------------------------------
     def _fits_span(self, template: list[str], toks: list[str]) -> bool:
-        at = template.index(SPAN)
-        tail = len(template) - at - 1
-        if len(toks) < len(template):
-            return False
-        middle = toks[at : len(toks) - tail]
-        return (
-            all(_fits(p, t) for p, t in zip(template[:at], toks[:at], strict=True))
-            and all(_fits(p, t) for p, t in zip(template[at + 1 :], toks[len(toks) - tail :], strict=True))
-            and all(_is_value(t) for t in middle)
-        )
+        aligned = align(template, toks, new_gaps=False)
+        return aligned is not None and aligned == template
 
     def _join_variable_length(self, masked: str, toks: list[str]) -> Cluster | None:
         first = toks[0]
@@ -368,9 +640,13 @@ class StreamingClusterer:
             if length == len(toks):
                 continue
             for cluster in self._buckets.get((length, first), ()):
-                template = _span_template(cluster.tokens, toks)
+                template = align(cluster.tokens, toks, new_gaps=True)
                 if template is not None:
                     options.append((cluster, template))
+        for cluster in self._spans.get(first, ()):
+            template = align(cluster.tokens, toks, new_gaps=True)
+            if template is not None:
+                options.append((cluster, template))
         if not options:
             return None
         if self.config.embedding_gate and self.embedder is not None:
@@ -406,30 +682,128 @@ class StreamingClusterer:
         return clusters[best] if scores[best] >= self.config.similarity_threshold else None
 
 
-def _span_template(template: list[str], toks: list[str]) -> list[str] | None:
-    """`template` with one variable-length slot that also covers `toks`, when only values differ."""
+_GAP_MEMO: dict[str, bool] = {}
+_NAMED_FIELD = re.compile(r"[A-Za-z_][\w.\-]*=")
+
+
+def _gap_token(token: str) -> bool:
+    """A token an optional or variable-length part may hold: a value, but not a named field.
+
+    `<*>`, `<*>,`, `(<*>)`, `[<*>]`, `pkg.Class.method:<*>` (list items, a parenthesised
+    alternate, stack frames) qualify; `user=<*>` does not: a field with a name is part of the
+    event's structure.
+    """
+    known = _GAP_MEMO.get(token)
+    if known is None:
+        known = (PLACEHOLDER in token or GENERAL in token) and _NAMED_FIELD.match(token) is None
+        if len(_GAP_MEMO) > 100_000:
+            _GAP_MEMO.clear()
+        _GAP_MEMO[token] = known
+    return known
+
+
+def _words(tokens: list[str]) -> list[str]:
+    """The tokens that are plain words (no value in them): every alignment must match them all."""
+    return [t for t in tokens if t != SPAN and PLACEHOLDER not in t and GENERAL not in t]
+
+
+def _subsequence(needles: list[str], hay: list[str]) -> bool:
+    it = iter(hay)
+    return all(any(h == n for h in it) for n in needles)
+
+
+def align(template: list[str], toks: list[str], new_gaps: bool) -> list[str] | None:
+    """A template covering both `template` and `toks`, where they differ only by runs of values.
+
+    Tokens are matched in order (equal, or filling a slot); a `SPAN` of the template takes any
+    run of value tokens, none included; with `new_gaps`, a run of value tokens present on one side
+    only (a list of another length, an optional `(<*>)`) becomes a new `SPAN`. The first token
+    must match, and at least one named token besides. None when no such alignment exists.
+    """
     m, n = len(template), len(toks)
-    shortest = min(m, n)
-    head = 0
-    while head < shortest and _fits(template[head], toks[head]):
-        head += 1
-    tail = 0
-    while tail < shortest - head and _fits(template[m - 1 - tail], toks[n - 1 - tail]):
-        tail += 1
-    if head == 0:
+    if m == 0 or n == 0 or not _fits_slot(template[0], toks[0]) and template[0] != toks[0]:
         return None
-    left, right = template[head : m - tail], toks[head : n - tail]
-    if not all(_is_value(t) for t in left) or not all(_is_value(t) for t in right):
+    # a plain word of the template is never skipped, and matches only itself: a cheap necessary test
+    if not _subsequence(_words(template), toks):
         return None
-    # The slot covers the whole run of values around the difference (at least one token on
-    # both sides), so a list of any length, one item included, fits it later.
-    while head > 1 and _is_value(template[head - 1]) and _is_value(toks[head - 1]):
-        head -= 1
-    while tail > 0 and _is_value(template[m - tail]) and _is_value(toks[n - tail]):
-        tail -= 1
-    if head == m - tail or head == n - tail:
+    neg = -1
+    # best[i][j]: most matched tokens aligning template[i:] with toks[j:] (neg: impossible)
+    best = [[neg] * (n + 1) for _ in range(m + 1)]
+    best[m][n] = 0
+    for i in range(m, -1, -1):
+        for j in range(n, -1, -1):
+            if i == m and j == n:
+                continue
+            score = neg
+            if i < m and template[i] == SPAN:
+                score = max(score, best[i + 1][j])
+                if j < n and _gap_token(toks[j]):
+                    score = max(score, best[i][j + 1])
+            else:
+                matches = i < m and j < n and (template[i] == toks[j] or _fits_slot(template[i], toks[j]))
+                if matches and best[i + 1][j + 1] >= 0:
+                    score = max(score, best[i + 1][j + 1] + 1)
+                if new_gaps and i < m and _gap_token(template[i]):
+                    score = max(score, best[i + 1][j])
+                if new_gaps and j < n and _gap_token(toks[j]):
+                    score = max(score, best[i][j + 1])
+            best[i][j] = score
+    if best[0][0] < 0 or best[1][1] + 1 != best[0][0] and template[0] != SPAN:
         return None
-    return [*template[:head], SPAN, *template[m - tail :]]
+    out: list[str] = []
+    anchors = 0
+    i = j = 0
+    while i < m or j < n:
+        here = best[i][j]
+        if i < m and template[i] == SPAN:
+            if j < n and _gap_token(toks[j]) and best[i][j + 1] == here:
+                j += 1
+                continue
+            _append_span(out)
+            i += 1
+            continue
+        if (
+            i < m
+            and j < n
+            and (template[i] == toks[j] or _fits_slot(template[i], toks[j]))
+            and best[i + 1][j + 1] + 1 == here
+        ):
+            out.append(template[i])
+            anchors += int(_anchor(template[i]))
+            i, j = i + 1, j + 1
+            continue
+        if i < m and _gap_token(template[i]) and best[i + 1][j] == here:
+            _append_span(out)
+            i += 1
+            continue
+        _append_span(out)
+        j += 1
+    if anchors < 2 and not (anchors == 1 and not _anchor(template[0])):
+        return None
+    return _fold_spans(out)
+
+
+def _fold_spans(tokens: list[str]) -> list[str]:
+    """Runs of values around a span become the span: a list of any length, one item included, fits."""
+    out: list[str] = []
+    run: list[str] = []
+    for token in [*tokens, ""]:
+        if token == SPAN or (token and _gap_token(token)):
+            run.append(token)
+            continue
+        if SPAN in run:
+            out.append(SPAN)
+        else:
+            out.extend(run)
+        run = []
+        if token:
+            out.append(token)
+    return out
+
+
+def _append_span(out: list[str]) -> None:
+    if not out or out[-1] != SPAN:
+        out.append(SPAN)
 
 
 def assign_all(

@@ -69,7 +69,6 @@ _UNIT = re.compile(
     r"<\*>\s?(?:[KMGTPE]i?B|B|bytes?|[mun]?s|sec|secs|seconds?|mins?|minutes?|hrs?|hours?|days?|%)"
     r"(?![\w])"
 )
-_ALTERNATE_UNIT = re.compile(r"<\*>\s?\(<\*>\)")
 _GLUED = re.compile(r"<\*>(?:[:.\-/_+]*<\*>)+")
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 _WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
@@ -148,8 +147,6 @@ def mask(message: str) -> str:
     if PLACEHOLDER not in text:
         return text
     text = _UNIT.sub(PLACEHOLDER, text)
-    if "(<*>)" in text:
-        text = _ALTERNATE_UNIT.sub(PLACEHOLDER, text)
     if "<<*>" in text:
         text = text.replace("<=<*>", PLACEHOLDER).replace("<<*>", PLACEHOLDER)
     if " ><*>" in text:

@@ -166,6 +166,7 @@ def cluster_pending(
         clusterer = StreamingClusterer(service, settings, cache, state.clusters)
         before = {c.cluster_id for c in state.clusters}
         arrival = [clusterer.add(_first_line(m)).cluster_id for m in lines["message"]]
+        clusterer.review()  # rare variants join their event; merges relabel stored lines below
         merges = clusterer.drain_merges()
         final = {
             cid: clusterer.resolve(cid).cluster_id for cid in set(arrival) | {m.absorbed for m in merges}

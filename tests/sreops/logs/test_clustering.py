@@ -1,6 +1,7 @@
 """The streaming clusterer: one event one cluster, evidence-based merges, stable ids, saved state."""
 
 import random
+import re
 
 import pytest
 
@@ -153,3 +154,124 @@ def test_generalize_keeps_delimited_prefix_and_suffix() -> None:
 
 def test_embedding_text_collapses_value_runs() -> None:
     assert embedding_text("delete  <*> <*> <*> now") == "delete <*> now"
+
+
+def ip(rng: random.Random) -> str:
+    return ".".join(str(rng.randint(1, 254)) for _ in range(4))
+
+
+def test_a_rare_value_of_a_shape_masking_does_not_know_joins_its_event() -> None:
+    """`(unknown)` where a resolved host name usually stands: the event stays one cluster."""
+    rng = random.Random(5)
+    lines = [
+        f"connection from {ip(rng)} (host-{rng.randint(1, 99)}.example.net) at Sun Jul 10 07:24:24 2005"
+        for _ in range(400)
+    ]
+    for at in (50, 220, 390):
+        lines[at] = f"connection from {ip(rng)} (unknown) at Sun Jul 10 07:24:24 2005"
+    clusterer = StreamingClusterer("ftpd")
+    arrival = clusterer.add_many(lines)
+    assert len({clusterer.resolve(c).cluster_id for c in arrival}) == 2  # until the stream is reviewed
+    merges = clusterer.review()
+    assert len({clusterer.resolve(c).cluster_id for c in arrival}) == 1
+    assert merges and all(clusterer.resolve(m.absorbed).cluster_id == m.into for m in merges)
+    assert clusterer.clusters[0].template == "connection from <*> (<*>) at <*> <*> <*>"
+
+
+def test_a_special_token_in_most_lines_of_an_event_is_an_event_of_its_own() -> None:
+    """A failed fan sensor (`****`) in 80 % of the readings is not noise in the value."""
+    rng = random.Random(6)
+    lines = []
+    for _ in range(200):
+        speeds = [str(rng.randint(3000, 3600)) for _ in range(6)]
+        if rng.random() < 0.8:
+            speeds[3] = "****"
+        lines.append(f"Fan speeds ( {' '.join(speeds)} )")
+    clusterer = StreamingClusterer("hpc")
+    arrival = clusterer.add_many(lines)
+    clusterer.review()
+    final = {clusterer.resolve(c).cluster_id for c in arrival}
+    assert len(final) == 2
+    assert {c.template for c in clusterer.clusters} == {
+        "Fan speeds ( <*> <*> <*> **** <*> <*> )",
+        "Fan speeds ( <*> <*> <*> <*> <*> <*> )",
+    }
+
+
+def test_one_variable_written_as_one_value_or_as_a_list_is_one_slot() -> None:
+    clusterer = StreamingClusterer("spark")
+    lines = [f"Changing view acls to: {u}" for u in ("yarn", "curi", "hdfs")]
+    lines += [f"Changing view acls to: {a},{b}" for a, b in (("yarn", "curi"), ("hdfs", "spark"))]
+    ids = clusterer.add_many(lines)
+    assert len({clusterer.resolve(c).cluster_id for c in ids}) == 1
+
+
+def test_an_optional_parenthesised_value_belongs_to_the_value_before_it() -> None:
+    clusterer = StreamingClusterer("proxifier")
+    ids = clusterer.add_many(
+        [
+            "chrome.exe - proxy.example.com:5070 close, 403 bytes sent, 426 bytes received, lifetime <1 sec",
+            "chrome.exe - proxy.example.com:5070 close, 1190 bytes (1.16 KB) sent, 1671 bytes (1.63 KB) received, lifetime 00:01",
+            "chrome.exe - proxy.example.com:5070 close, 403 bytes sent, 1671 bytes (1.63 KB) received, lifetime 00:02",
+        ]
+    )
+    assert len({clusterer.resolve(c).cluster_id for c in ids}) == 1
+
+
+def test_a_named_field_is_not_optional() -> None:
+    """`rhost=<*>` and `rhost=<*> user=<*>` are two events (as Loghub's Linux ground truth has them)."""
+    clusterer = StreamingClusterer("sshd")
+    base = "authentication failure; logname= uid=0 euid=0 tty=NODEVssh ruser= rhost=10.0.0.{}"
+    ids = clusterer.add_many([base.format(1), base.format(2) + " user=bob1", base.format(3)])
+    assert ids[0] == ids[2] != ids[1]
+
+
+def test_a_line_that_starts_with_an_odd_value_joins_its_event() -> None:
+    rng = random.Random(8)
+    lines = [f"{ip(rng)}:50010 Served block blk_{rng.randint(1, 10**9)} to /{ip(rng)}" for _ in range(100)]
+    lines[40] = f"-:50010 Served block blk_7 to /{ip(rng)}"
+    clusterer = StreamingClusterer("hdfs")
+    ids = clusterer.add_many(lines)
+    clusterer.review()
+    assert len({clusterer.resolve(c).cluster_id for c in ids}) == 1
+
+
+def test_a_template_of_values_only_does_not_swallow_other_events() -> None:
+    clusterer = StreamingClusterer("bgl")
+    lines = ["lr:00004ed0 cr:28244842 xer:20000002 ctr:00086000", "r24=0x0ffea4c8 r25=0x3 r26=0xf r27=0xd000"]
+    lines += [f"iar {i:08x} dear {i * 7:08x}" for i in range(1, 20)] + ["data TLB error interrupt"] * 3
+    ids = clusterer.add_many(lines)
+    clusterer.review()
+    assert len({clusterer.resolve(c).cluster_id for c in ids}) == 4
+
+
+@pytest.mark.parametrize("odd", ["unknown", "-", "none", "N/A", "(null)"])
+def test_two_percent_odd_values_never_split_an_event(odd: str) -> None:
+    """The failure class of larger logs: a few odd values in slots of frequent events."""
+    rng = random.Random(9)
+    events = [
+        lambda: (
+            f"Accepted password for {rng.choice(USERS)} from {ip(rng)} port {rng.randint(1024, 65535)} ssh2"
+        ),
+        lambda: f"session opened for user {rng.choice(USERS)} by (uid={rng.randint(0, 999)})",
+        lambda: f"pid={rng.randint(1, 9999)} exited with status {rng.randint(0, 3)}",
+    ]
+    lines, truth = [], []
+    for _ in range(1500):
+        kind = rng.randrange(len(events))
+        line = events[kind]()
+        if rng.random() < 0.02:
+            words = line.split()
+            values = [i for i, w in enumerate(words) if re.fullmatch(r"\(?(uid=|pid=)?[\d.]+\)?", w)]
+            at = rng.choice(values)
+            words[at] = re.sub(r"[\d.]+", odd, words[at])
+            line = " ".join(words)
+        lines.append(line)
+        truth.append(kind)
+    clusterer = StreamingClusterer("mixed")
+    ids = clusterer.add_many(lines)
+    clusterer.review()
+    final = [clusterer.resolve(c).cluster_id for c in ids]
+    for kind in range(len(events)):
+        assert len({f for f, t in zip(final, truth, strict=True) if t == kind}) == 1, kind
+    assert len(set(final)) == len(events)
