@@ -187,6 +187,9 @@ class ForecastingConfig(_Section):
     calibration_hours: int = Field(default=168, ge=24)
     floor_minutes: int = Field(default=15, ge=1, description="Never below what this recent load needs.")
     scale_in_tolerance: int = Field(default=1, ge=0, description="Ignore scale-ins of at most this many.")
+    distrust_hours: int = Field(
+        default=6, ge=0, description="After a forecast shortfall, this long never below the reactive rule."
+    )
     workers: int | None = Field(default=None, ge=1, description="Parallel fit processes. Default: all CPUs.")
 
 

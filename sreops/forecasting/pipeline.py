@@ -165,6 +165,8 @@ def advise(
         limits = policy.Limits(capacity, svc.min_replicas, svc.max_replicas)
         forecasts = policy.corrected_forecast(stored.fit, peaks, now, hours, settings.policy)
         load = store.recent_load(path, service, metric, min(end, now), settings.policy.floor_minutes)
+        if load is None:  # a series reporting less often than the floor's window: its latest hour
+            load = store.recent_load(path, service, metric, min(end, now), 60)
         recommendations = policy.recommend(
             forecasts,
             limits,
@@ -172,6 +174,10 @@ def advise(
             load,
             previous_replicas=store.previous_replicas(path, service, now),
         )
+        distrust = settings.policy.distrust_hours
+        advised = store.advised_replicas(path, service, now - distrust * model.HOUR, now)
+        if recommendations and policy.fell_short(advised, peaks, now, capacity, distrust):
+            recommendations[0] = policy.distrusted(recommendations[0], load, limits, settings.policy)
         store.save_recommendations(
             path, service, metric, recommendations, limits, source, stored.fit_id, now, mode=mode
         )

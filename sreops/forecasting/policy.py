@@ -13,11 +13,16 @@ Between daily refits the latest fit is combined with what was observed since:
    within `[min_replicas, max_replicas]`.
 4. *Scale-in stabilization.* A drop of at most `scale_in_tolerance` replicas is ignored, so the
    count does not flap by one between hours; scale-out is never delayed.
+5. *Trust.* After an hour whose load broke the advised capacity (`fell_short`), the next
+   `distrust_hours` never run fewer replicas than the reactive rule would for the recent load
+   (`distrusted`): a forecast that has just failed is not followed into a surge.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -37,6 +42,12 @@ class PolicySettings:
     floor_minutes: int = 15
     floor_utilization: float = 1.0
     scale_in_tolerance: int = 1
+    # Trust: for `distrust_hours` after an hour whose load broke the capacity that was advised
+    # for it, the advice never falls below what the recent load (the floor's window) needs at
+    # `reactive_utilization`, the reactive rule's target: a surge or a regime change the
+    # forecast did not see is met as a reactive autoscaler would meet it.
+    distrust_hours: int = 6
+    reactive_utilization: float = 0.8
 
     def __post_init__(self) -> None:
         if not 0 < self.band_quantile < 1:
@@ -51,6 +62,10 @@ class PolicySettings:
             raise ValueError(f"floor_utilization must be in (0, 1], got {self.floor_utilization}")
         if self.scale_in_tolerance < 0:
             raise ValueError("scale_in_tolerance must be >= 0")
+        if self.distrust_hours < 0:
+            raise ValueError("distrust_hours must be >= 0")
+        if not 0 < self.reactive_utilization <= 1:
+            raise ValueError(f"reactive_utilization must be in (0, 1], got {self.reactive_utilization}")
 
 
 @dataclass(frozen=True)
@@ -155,6 +170,37 @@ def corrected_forecast(
             )
         )
     return result
+
+
+def fell_short(
+    advised: Mapping[pd.Timestamp, int], peaks: pd.Series, now: pd.Timestamp, capacity: float, hours: int
+) -> bool:
+    """Whether, in the `hours` before `now`, an hour's peak broke the capacity advised for it."""
+    for hour in pd.date_range(now - hours * HOUR, now - HOUR, freq=HOUR) if hours > 0 else []:
+        peak = peaks.get(hour, np.nan)
+        if hour in advised and np.isfinite(peak) and peak > advised[hour] * capacity:
+            return True
+    return False
+
+
+def distrusted(
+    recommendation: Recommendation, load: float | None, limits: Limits, settings: PolicySettings
+) -> Recommendation:
+    """The advice for an hour after the forecast fell short: at least what the reactive rule runs on `load`."""
+    if load is None:
+        return recommendation
+    reactive = min(
+        replicas_for(load / settings.reactive_utilization, limits.capacity_per_replica), limits.max_replicas
+    )
+    if reactive <= recommendation.replicas:
+        return recommendation
+    return dataclasses.replace(
+        recommendation,
+        replicas=reactive,
+        reason=recommendation.reason
+        + f"; raised to {reactive} as the reactive rule would ({load:.4g} at {settings.reactive_utilization:.0%}):"
+        f" the forecast fell short within the last {settings.distrust_hours} h",
+    )
 
 
 def replicas_for(load: float, capacity: float) -> int:

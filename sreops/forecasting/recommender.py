@@ -50,6 +50,7 @@ def settings_from_config(cfg: ForecastingConfig) -> RecommenderSettings:
             headroom=cfg.headroom,
             floor_minutes=cfg.floor_minutes,
             scale_in_tolerance=cfg.scale_in_tolerance,
+            distrust_hours=cfg.distrust_hours,
         ),
         refit_hours=cfg.refit_hours,
     )
@@ -63,12 +64,19 @@ def history_hours(settings: RecommenderSettings) -> int:
     )
 
 
-def current_load(history: pd.Series, now: pd.Timestamp, minutes: int) -> float | None:
+def current_load(history: pd.Series, now: pd.Timestamp, minutes: float) -> float | None:
     """The peak load of the last `minutes` before `now` (None when nothing arrived)."""
     stamps = history.index.to_numpy()
     lo = np.searchsorted(stamps, (now - pd.Timedelta(minutes=minutes)).to_datetime64(), side="left")
     hi = np.searchsorted(stamps, now.to_datetime64(), side="left")
     return float(history.to_numpy()[lo:hi].max()) if hi > lo else None
+
+
+def sampling_interval(history: pd.Series) -> pd.Timedelta | None:
+    """The median positive step between records (gaps and duplicates barely move it)."""
+    steps = np.diff(history.index.to_numpy()).astype("timedelta64[ns]").astype(np.int64)
+    steps = steps[steps > 0]
+    return pd.Timedelta(int(np.median(steps)), "ns") if len(steps) else None
 
 
 class ForecastRecommender:
@@ -84,6 +92,9 @@ class ForecastRecommender:
         self.fits_: list[model.Fit] = []
         self.previous_: int | None = None
         self.last_: policy.Recommendation | None = None
+        self.interval_: pd.Timedelta | None = None
+        self.decided_: dict[pd.Timestamp, int] = {}  # hour → replicas advised for it
+        self.fallbacks_ = 0  # decisions the reactive rule raised
 
     def _refit_due(self, now: pd.Timestamp) -> bool:
         if self.fit_ is None:
@@ -114,13 +125,26 @@ class ForecastRecommender:
                     return self._without_forecast(history, now)
         assert self.fit_ is not None
         forecasts = policy.corrected_forecast(self.fit_, peaks, now, 1, self.settings.policy)
-        load = current_load(history, now, self.settings.policy.floor_minutes)
+        load = current_load(history, now, self._floor_minutes(history))
         (recommendation,) = policy.recommend(
             forecasts, self.limits, self.settings.policy, load, previous_replicas=self.previous_
         )
+        capacity = self.limits.capacity_per_replica
+        if policy.fell_short(self.decided_, peaks, now, capacity, self.settings.policy.distrust_hours):
+            raised = policy.distrusted(recommendation, load, self.limits, self.settings.policy)
+            self.fallbacks_ += int(raised.replicas > recommendation.replicas)
+            recommendation = raised
         self.previous_ = recommendation.replicas
         self.last_ = recommendation
+        self.decided_[now] = recommendation.replicas
         return recommendation.replicas
+
+    def _floor_minutes(self, history: pd.Series) -> float:
+        """The floor's window, at least one record of this series (an hourly trace has no 15-minute load)."""
+        if self.interval_ is None:
+            self.interval_ = sampling_interval(history)
+        step = self.interval_.total_seconds() / 60 if self.interval_ is not None else 0.0
+        return max(float(self.settings.policy.floor_minutes), step)
 
     def _without_forecast(self, history: pd.Series, now: pd.Timestamp) -> int:
         """Too little history to fit: hold what the last hour's peak needs."""

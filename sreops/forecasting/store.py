@@ -241,6 +241,19 @@ def previous_replicas(path: str | Path | None, service: str, window_start: pd.Ti
     return None if row is None else int(row[0])
 
 
+def advised_replicas(
+    path: str | Path | None, service: str, since: pd.Timestamp, until: pd.Timestamp
+) -> dict[pd.Timestamp, int]:
+    """The advice that was in force for each hour in [since, until) (for the trust check)."""
+    with warehouse.connect(path) as con:
+        rows = con.execute(
+            "SELECT window_start, recommended_replicas FROM scaling_recommendations"
+            " WHERE service = ? AND window_start >= ? AND window_start < ?",
+            [service, _naive(since), _naive(until)],
+        ).fetchall()
+    return {pd.Timestamp(start): int(replicas) for start, replicas in rows}
+
+
 def save_recommendations(
     path: str | Path | None,
     service: str,

@@ -144,3 +144,14 @@ def test_decision_off_the_fit_grid_or_beyond_its_horizon_is_refused() -> None:
         policy.corrected_forecast(fit, peaks, NOW + pd.Timedelta(minutes=30), 1, policy.PolicySettings())
     with pytest.raises(ValueError, match="refit more often"):
         policy.corrected_forecast(fit, peaks, NOW, 12, policy.PolicySettings())
+
+
+def test_a_shortfall_in_the_last_hours_is_found_and_raises_the_advice_to_the_reactive_rule() -> None:
+    peaks = pd.Series([90.0, 130.0, 80.0], index=[NOW - 3 * HOUR, NOW - 2 * HOUR, NOW - HOUR])
+    advised = {NOW - 3 * HOUR: 10, NOW - 2 * HOUR: 12, NOW - HOUR: 10}
+    assert policy.fell_short(advised, peaks, NOW, 10.0, hours=3)  # 130 > 12 replicas × 10
+    assert not policy.fell_short(advised, peaks, NOW, 10.0, hours=1)
+    (rec,) = policy.recommend(hours([50.0]), policy.Limits(10.0), policy.PolicySettings(headroom=0.0), None)
+    raised = policy.distrusted(rec, 120.0, policy.Limits(10.0), policy.PolicySettings())
+    assert raised.replicas == 15 and "reactive rule" in raised.reason  # 120 at 80 %
+    assert policy.distrusted(rec, None, policy.Limits(10.0), policy.PolicySettings()) == rec

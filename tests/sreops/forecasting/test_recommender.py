@@ -65,3 +65,42 @@ def test_current_load_is_the_peak_of_the_last_minutes_only() -> None:
     assert recommender.current_load(history, now, 60) == 9.0
     assert recommender.current_load(history.iloc[:0], now, 15) is None
     assert np.isfinite(recommender.current_load(history, now, 5))
+
+
+def test_an_hourly_trace_gets_the_last_record_as_its_floor(make_demand) -> None:
+    """Records an hour apart: the 15-minute floor would be empty, so it covers one record."""
+    demand = make_demand(pd.Timestamp("2026-03-02 00:00"), 10 * 24, "1h", noise=0.1, amplitude=0.5, seed=4)
+    trace = replay.Trace("hourly", demand.index, demand.to_numpy())
+    plan = replay.plan(trace)
+    rec = recommender.ForecastRecommender(policy.Limits(plan.capacity))
+    decisions = replay.replay(trace, rec, plan)
+    assert rec.interval_ == pd.Timedelta(hours=1)
+    previous = demand.to_numpy()[np.searchsorted(demand.index, plan.decision_times) - 1]
+    assert all(d >= policy.replicas_for(p, plan.capacity) for d, p in zip(decisions, previous, strict=True))
+
+
+def test_after_the_forecast_falls_short_a_surge_is_met_as_a_reactive_autoscaler_would(make_demand) -> None:
+    """A flash crowd the forecast cannot know: once an hour breaks the advice, the advice follows the load."""
+    demand = make_demand(pd.Timestamp("2026-03-02 00:00"), 10 * 288, "5min", noise=0.1, amplitude=0.5, seed=5)
+    values = demand.to_numpy().copy()
+    surge = (demand.index >= pd.Timestamp("2026-03-10 09:00")) & (
+        demand.index < pd.Timestamp("2026-03-10 15:00")
+    )
+    values[surge] *= 4.0
+    trace = replay.Trace("surge", demand.index, values)
+    plan = replay.plan(trace)
+    settings = recommender.RecommenderSettings()
+    rec = recommender.ForecastRecommender(policy.Limits(plan.capacity), settings)
+    decisions = replay.replay(trace, rec, plan)
+    during = (plan.decision_times > pd.Timestamp("2026-03-10 09:00")) & (
+        plan.decision_times < pd.Timestamp("2026-03-10 15:00")
+    )
+    reactive = replay.reactive(trace, plan)
+    assert rec.fallbacks_ > 0
+    assert all(d >= 0.8 * r for d, r in zip(decisions[during], reactive[during], strict=True))
+    blind = recommender.ForecastRecommender(
+        policy.Limits(plan.capacity),
+        recommender.RecommenderSettings(policy=policy.PolicySettings(distrust_hours=0)),
+    )
+    unaware = replay.measure(trace, plan, replay.replay(trace, blind, plan))
+    assert replay.measure(trace, plan, decisions).violation_rate < unaware.violation_rate
