@@ -7,10 +7,10 @@ all of it:
 - `check_name(text, what)` refuses what no real service or metric name holds (NUL and other
   control characters, line breaks, bidirectional overrides, more than `MAX_NAME_LENGTH`
   characters, leading or trailing space, nothing at all), with an error that says what is wrong;
-- `path_component(text)` turns any name into one safe path component: readable characters kept,
-  everything else replaced, always with a short hash of the original so two names never share a
-  file, never `.`, `..`, empty or with a separator; `inside(root, *parts)` builds a path from such
-  components and proves it stays under `root`.
+- `path_component(text)` turns any name into one safe path component: a plainly safe name as it
+  is, anything else with unsafe characters replaced and a short hash of the original, so two
+  names never share a file and `.`, `..`, empty or a separator are impossible; `inside(root,
+  *parts)` builds a path from such components and proves it stays under `root`.
 """
 
 from __future__ import annotations
@@ -54,13 +54,18 @@ def _shown(text: str) -> str:
 
 
 def path_component(text: str, max_length: int = 80) -> str:
-    """One file or folder name for `text`: safe characters kept, the rest replaced, a hash appended.
+    """One file or folder name for `text`: the name itself when it is plainly safe, else a safe form.
 
-    The hash keeps distinct names apart (`a/b` and `a_b` differ) and makes `.`/`..`/empty
-    impossible: the result always ends in `-<8 hex>`.
+    Plainly safe: letters, digits, `.`, `_`, `-` only, not starting with `.` or `-`, at most
+    `max_length` long (`checkout`, `api-gw.eu-1`). Anything else has its unsafe characters
+    replaced and a hash of the original appended, so distinct names stay apart (`a/b` becomes
+    `a_b-<8 hex>`, never `a_b`) and `.`, `..` or an empty name are impossible.
     """
-    digest = hashlib.sha1(str(text).encode("utf-8", "surrogatepass")).hexdigest()[:8]
-    readable = _UNSAFE_PATH.sub("_", str(text)).strip("._")[:max_length]
+    text = str(text)
+    if text and len(text) <= max_length and not _UNSAFE_PATH.search(text) and text[0] not in ".-":
+        return text
+    digest = hashlib.sha1(text.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+    readable = _UNSAFE_PATH.sub("_", text).strip("._-")[:max_length]
     return f"{readable}-{digest}" if readable else f"_-{digest}"
 
 

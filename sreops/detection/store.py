@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sreops import paths, warehouse
+from sreops import names, paths, warehouse
 from sreops.detection.models import ModelError, SeriesModel
 
 ModelKey = tuple[str, str, str, dt.datetime]  # version, service, metric, trained_until (naive UTC)
@@ -26,7 +25,7 @@ def model_id(key: ModelKey) -> str:
 
 
 def _safe(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]", "_", name)[:80] + "-" + hashlib.sha1(name.encode()).hexdigest()[:6]
+    return names.path_component(name)
 
 
 @dataclass
@@ -52,7 +51,8 @@ class FileModelStore:
 
     def path(self, key: ModelKey) -> Path:
         version, service, metric, until = key
-        return self.root / _safe(version) / _safe(service) / _safe(metric) / f"{until:%Y%m%dT%H%M%S}.npz"
+        folder = names.inside(self.root, _safe(version), _safe(service), _safe(metric))
+        return folder / f"{until:%Y%m%dT%H%M%S}.npz"
 
     def save_model(self, key: ModelKey, model: SeriesModel) -> str:
         target = self.path(key)

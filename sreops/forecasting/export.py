@@ -5,14 +5,34 @@ cron scaler expresses: each advised hour becomes a cron trigger that holds at le
 replicas from its start to its end, while the CPU/request triggers keep reacting above it. The
 document is a KEDA `ScaledObject` (KEDA drives the HPA it creates); `schedule` also lists the
 plain windows for tools that patch an HPA's `minReplicas` themselves.
+
+Service names come from the data: in the YAML they are only ever values that the YAML emitter
+quotes, object names are made valid Kubernetes names, and the comment quotes them escaped.
 """
 
 from __future__ import annotations
 
+import hashlib
+import re
 from collections.abc import Iterable, Sequence
 
 import pandas as pd
 import yaml
+
+_NOT_DNS = re.compile(r"[^a-z0-9-]+")
+
+
+def kubernetes_name(service: str, suffix: str = "") -> str:
+    """A valid Kubernetes object name (RFC 1123 label) for a service name of any text.
+
+    Lower-case letters, digits and `-`, at most 63 characters; a name that had to change gets a
+    short hash of the original, so two services never share an object.
+    """
+    base = _NOT_DNS.sub("-", service.lower()).strip("-")
+    changed = base != service
+    if changed or not base:
+        base = f"{base[:40].strip('-') or 'service'}-{hashlib.sha1(service.encode('utf-8', 'surrogatepass')).hexdigest()[:8]}"
+    return (base[: 63 - len(suffix)].strip("-") + suffix)[:63]
 
 
 def _cron(moment: pd.Timestamp) -> str:
@@ -49,12 +69,12 @@ def min_replicas_schedule(
         "apiVersion": "keda.sh/v1alpha1",
         "kind": "ScaledObject",
         "metadata": {
-            "name": f"{service}-forecast-schedule",
+            "name": kubernetes_name(service, "-forecast-schedule"),
             "namespace": namespace,
             "annotations": {"sreops/generated-from": "scaling_recommendations"},
         },
         "spec": {
-            "scaleTargetRef": {"kind": "Deployment", "name": target or service},
+            "scaleTargetRef": {"kind": "Deployment", "name": target or kubernetes_name(service)},
             "minReplicaCount": int(floor),
             "maxReplicaCount": int(max(max_replicas, max(r for _, _, r in merged))),
             "triggers": [
@@ -82,8 +102,10 @@ def min_replicas_schedule(
             for start, end, replicas in merged
         ],
     }
+    # The name in the comment is escaped: a line break in a service name must not end the
+    # comment and start a document of its own.
     header = (
-        f"# minReplicas schedule for {service} from sreops scaling recommendations"
+        f"# minReplicas schedule for {ascii(service)} from sreops scaling recommendations"
         " (advice: review, then apply).\n"
     )
     return header + yaml.safe_dump_all([document, schedule], sort_keys=False)

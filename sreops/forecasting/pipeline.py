@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from sreops import paths
+from sreops import names, paths
 from sreops.config import Config
 from sreops.forecasting import export, model, plot, policy, store
 from sreops.forecasting.recommender import RecommenderSettings, settings_from_config
@@ -233,7 +233,7 @@ def write_exports(advice: list[Advice], folder: Path | None = None) -> list[Path
         windows = [(r.window_start, r.window_end, r.replicas) for r in item.recommendations]
         if not windows:
             continue
-        target = folder / f"{item.service}.yaml"
+        target = names.inside(folder, names.path_component(item.service) + ".yaml")
         target.write_text(export.min_replicas_schedule(item.service, windows, item.limits.max_replicas))
         written.append(target)
     return written

@@ -11,7 +11,6 @@ import dataclasses
 import datetime as dt
 import json
 import math
-import re
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from sreops import paths, warehouse
+from sreops import names, paths, warehouse
 from sreops.config import Config
 from sreops.forecasting import model, policy
 
@@ -147,8 +146,8 @@ def previous_forecast(stored: StoredFit | None) -> pd.Series | None:
 
 
 def _model_dir(service: str, metric: str) -> Path:
-    safe = [re.sub(r"[^A-Za-z0-9_.-]", "_", part) for part in (service, metric)]
-    return paths.models_dir() / "forecasting" / safe[0] / safe[1]
+    root = paths.models_dir() / "forecasting"
+    return names.inside(root, names.path_component(service), names.path_component(metric))
 
 
 def _write_model_file(fit: model.Fit, fit_id: str) -> str | None:
