@@ -14,9 +14,9 @@ from assets.metadata import line_plot, png, preview
 from assets.partitions import hour_key, hourly_partitions
 from assets.resources import WarehouseResource
 from sreops import config
-from sreops.detection import incidents, scoring, versions
-from sreops.detection.events import load_events
-from sreops.detection.store import FileModelStore
+from sreops.detection import run, versions
+from sreops.detection.artifacts import FileModelStore
+from sreops.detection.store import SERVICE_METRIC
 from sreops.features import hours_between
 
 SCORES_IN_RANGE = "scores_in_range"
@@ -44,7 +44,7 @@ def _naive(moment: dt.datetime) -> dt.datetime:
 def _events(path: str, start: dt.datetime, end: dt.datetime, lookback_s: float) -> list:
     cfg = config.current()
     settle = dt.timedelta(minutes=cfg.detection.deploy_settle_minutes)
-    return load_events(path, start - dt.timedelta(seconds=lookback_s), end, cfg.events, settle)
+    return run.load_events(path, start - dt.timedelta(seconds=lookback_s), end, cfg.events, settle)
 
 
 @dg.asset(group_name="detection", pool="warehouse", kinds={"duckdb", "numpy"}, deps=["metric_features_1m"])
@@ -58,8 +58,8 @@ def detector_models(
         if config.as_of
         else dt.datetime.now(dt.UTC).replace(tzinfo=None)
     )
-    events = _events(warehouse.path, now, now, scoring.events_lookback(settings))
-    report = scoring.train_as_of(warehouse.path, now, settings, FileModelStore(), events)
+    events = _events(warehouse.path, now, now, run.events_lookback(settings))
+    report = run.train_as_of(warehouse.path, now, settings, FileModelStore(), events)
     context.log.info(
         f"{report.trained} trained, {report.reused} already trained, {report.too_short} too short"
     )
@@ -119,16 +119,15 @@ def anomalies(context: dg.AssetExecutionContext, config: DetectionRunConfig, war
     settings, policy = versions.current(warehouse.path)
     if config.version:
         settings = versions.settings_of(warehouse.path, config.version)
-    events = _events(warehouse.path, start, end, scoring.events_lookback(settings))
+    events = _events(warehouse.path, start, end, run.events_lookback(settings))
     store = FileModelStore()
     results = [
-        scoring.score_hour(warehouse.path, h, settings, policy, store, events)
-        for h in hours_between(start, end)
+        run.score_hour(warehouse.path, h, settings, policy, store, events) for h in hours_between(start, end)
     ]
     frame = pd.concat([r.frame for r in results], ignore_index=True) if results else pd.DataFrame()
-    services = frame[frame["metric"] == scoring.SERVICE_METRIC] if len(frame) else frame
+    services = frame[frame["metric"] == SERVICE_METRIC] if len(frame) else frame
     top = (
-        frame[frame["metric"] != scoring.SERVICE_METRIC].nlargest(10, "score")[
+        frame[frame["metric"] != SERVICE_METRIC].nlargest(10, "score")[
             [
                 "minute",
                 "service",
@@ -165,7 +164,7 @@ def anomalies(context: dg.AssetExecutionContext, config: DetectionRunConfig, war
     yield dg.AssetCheckResult(
         check_name=SCORES_IN_RANGE, passed=out_of_range == 0, metadata={"out_of_range": out_of_range}
     )
-    duplicates = scoring.duplicate_rows(warehouse.path, start, end, settings.version)
+    duplicates = run.duplicate_rows(warehouse.path, start, end, settings.version)
     yield dg.AssetCheckResult(
         check_name=ONE_ROW_PER_MINUTE, passed=duplicates == 0, metadata={"duplicate_rows": duplicates}
     )
@@ -186,9 +185,9 @@ def alerts_asset(context: dg.AssetExecutionContext, warehouse: WarehouseResource
     window = context.partition_time_window
     start, end = _naive(window.start), _naive(window.end)
     settings, policy = versions.current(warehouse.path)
-    found, totals = [], incidents.ReconcileReport()
+    found, totals = [], run.ReconcileReport()
     for hour in hours_between(start, end):
-        hour_found, report = incidents.update_incidents(
+        hour_found, report = run.update_incidents(
             warehouse.path,
             hour,
             hour + dt.timedelta(hours=1),

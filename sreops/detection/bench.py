@@ -50,9 +50,9 @@ def _score_rate(settings, times, fleet, models, first, trained, minutes) -> floa
 def _warehouse_hour_rate(series: int = 100) -> tuple[float, float]:
     """(first hour incl. training, next hour) series-minutes/s of `score_hour` on a temporary warehouse."""
     from sreops import warehouse
-    from sreops.detection.scoring import score_hour
+    from sreops.detection.artifacts import MemoryModelStore
+    from sreops.detection.run import score_hour
     from sreops.detection.settings import AlarmPolicy
-    from sreops.detection.store import MemoryModelStore
 
     start = dt.datetime(2026, 11, 16)
     minutes = pd.date_range(start, periods=3 * 1440, freq="min")

@@ -1,7 +1,7 @@
 """Deploys and maintenance windows: kept out of training, and tagged on the anomalies inside them.
 
-Events come from the config file (`events:`) and from the `events` table (what a CI pipeline or
-`record_event` writes). A deploy is usually an instant; it covers `deploy_settle_minutes` after
+Events come from the config file (`events:`), the `events` table (what a CI pipeline or
+`detection.run.record_event` writes) and incidents labelled "not an anomaly" in Slack. A deploy is usually an instant; it covers `deploy_settle_minutes` after
 it, the time a rollout takes to settle. An event without a service covers every service.
 """
 
@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from pathlib import Path
 
-import duckdb
 import numpy as np
 
-from sreops import warehouse
+from sreops.timeutil import naive_utc
 
 KINDS = ("deploy", "maintenance")
 NOT_ANOMALY = "not_anomaly"  # windows labelled from Slack; never recorded by hand
@@ -39,94 +37,57 @@ class Event:
         return self.service is None or self.service == service
 
 
-def _naive(moment: dt.datetime) -> dt.datetime:
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(dt.UTC).replace(tzinfo=None)
-    return moment
-
-
 def settled_end(
     kind: str, starts_at: dt.datetime, ends_at: dt.datetime | None, settle: dt.timedelta
 ) -> dt.datetime:
     """The exclusive end of an event: its own end, at least `settle` after a deploy's start."""
-    end = _naive(ends_at) if ends_at is not None else _naive(starts_at)
+    end = naive_utc(ends_at) if ends_at is not None else naive_utc(starts_at)
     if kind == "deploy":
-        end = max(end, _naive(starts_at) + settle)
+        end = max(end, naive_utc(starts_at) + settle)
     return end
 
 
-def record_event(
-    warehouse_path: str | Path | None,
-    kind: str,
-    starts_at: dt.datetime,
-    ends_at: dt.datetime | None = None,
-    service: str | None = None,
-    note: str = "",
-    source: str = "api",
-) -> int:
-    """Insert an event into the `events` table; returns its id."""
+def new_event(
+    kind: str, starts_at: dt.datetime, ends_at: dt.datetime | None = None
+) -> tuple[dt.datetime, dt.datetime]:
+    """A window to record, checked: its naive-UTC (start, end); `EventError` says what is wrong."""
     if kind not in KINDS:
         raise EventError(f"event kind {kind!r} is not one of {', '.join(KINDS)}")
-    start = _naive(starts_at)
-    end = _naive(ends_at) if ends_at is not None else start
+    start = naive_utc(starts_at)
+    end = naive_utc(ends_at) if ends_at is not None else start
     if end < start:
         raise EventError(f"event ends ({end}) before it starts ({start})")
-    with warehouse.transaction(warehouse_path) as con:
-        return con.execute(
-            "INSERT INTO events (kind, service, starts_at, ends_at, note, source, created_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, now()::TIMESTAMP) RETURNING event_id",
-            [kind, service, start, end, note, source],
-        ).fetchone()[0]
+    return start, end
 
 
-def load_events(
-    warehouse_path: str | Path | None,
-    start: dt.datetime,
-    end: dt.datetime,
-    config_events: list | None = None,
-    settle: dt.timedelta = dt.timedelta(minutes=30),
-) -> list[Event]:
-    """Every event overlapping [start, end), from the table and the config."""
-    start, end = _naive(start), _naive(end)
-    with warehouse.connect(warehouse_path) as con:
-        rows = con.execute(
-            "SELECT kind, service, starts_at, ends_at, coalesce(note, ''), source FROM events"
-            " WHERE starts_at < ? AND ends_at >= ? - to_seconds(?)",
-            [end, start, settle.total_seconds()],
-        ).fetchall()
-    events = [Event(k, s, a, settled_end(k, a, b, settle), n, src) for k, s, a, b, n, src in rows]
-    events.extend(_not_anomaly_windows(warehouse_path))
-    for item in config_events or []:
-        events.append(
-            Event(
-                item.kind,
-                item.service,
-                _naive(item.starts_at),
-                settled_end(item.kind, item.starts_at, item.ends_at, settle),
-                item.note,
-                "config",
-            )
+def from_rows(rows: list[tuple], settle: dt.timedelta) -> list[Event]:
+    """Events of `(kind, service, starts_at, ends_at, note, source)` rows, a deploy's settle time added."""
+    return [Event(k, s, a, settled_end(k, a, b, settle), n, src) for k, s, a, b, n, src in rows]
+
+
+def from_config(items: list | None, settle: dt.timedelta) -> list[Event]:
+    """Events of the config file's `events:` section."""
+    return [
+        Event(
+            item.kind,
+            item.service,
+            naive_utc(item.starts_at),
+            settled_end(item.kind, item.starts_at, item.ends_at, settle),
+            item.note,
+            "config",
         )
-    return [e for e in events if e.starts_at < end and e.ends_at > start]
+        for item in items or []
+    ]
 
 
-def _not_anomaly_windows(warehouse_path: str | Path | None) -> list[Event]:
-    """Incidents people labelled "not an anomaly" (alert buttons): kept out of training like maintenance."""
-    try:
-        from sreops.alerting.feedback import suppressed_windows
-    except ImportError:  # the alerting stage is optional
-        return []
-    try:
-        with warehouse.connect(warehouse_path) as con:
-            windows = suppressed_windows(con)
-    except duckdb.CatalogException:  # a warehouse from before the alerting tables
-        return []
+def labelled_windows(windows: list[tuple]) -> list[Event]:
+    """Incidents people labelled "not an anomaly" (`(service, first, last)`): kept out like maintenance."""
     return [
         Event(
             NOT_ANOMALY,
             service,
-            _naive(first),
-            _naive(last) + dt.timedelta(minutes=1),
+            naive_utc(first),
+            naive_utc(last) + dt.timedelta(minutes=1),
             "labelled",
             "feedback",
         )

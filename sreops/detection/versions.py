@@ -20,8 +20,9 @@ from pathlib import Path
 import pandas as pd
 
 from sreops import config, warehouse
-from sreops.detection import incidents
+from sreops.detection import incidents, store
 from sreops.detection.settings import AlarmPolicy, DetectorSettings, SettingsError, from_config
+from sreops.timeutil import utc_now
 
 CURRENT, CANDIDATE, RETIRED = "current", "candidate", "retired"
 FROM_CONFIG = "from the config file"
@@ -31,33 +32,24 @@ class VersionError(LookupError):
     """A version that is not registered, or an action its status does not allow."""
 
 
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
-
-
 def register(
     warehouse_path: str | Path | None, settings: DetectorSettings, status: str = CANDIDATE, note: str = ""
 ) -> str:
     """Record a configuration under its version name (idempotent); returns the version."""
     with warehouse.transaction(warehouse_path) as con:
-        exists = con.execute(
-            "SELECT status FROM detector_versions WHERE version = ?", [settings.version]
-        ).fetchone()
-        if exists is None:
-            con.execute(
-                "INSERT INTO detector_versions VALUES (?, ?, ?, now()::TIMESTAMP, ?, ?)",
-                [settings.version, settings.to_json(), status, _now() if status == CURRENT else None, note],
-            )
+        if store.version_row(con, settings.version) is None:
+            promoted = utc_now() if status == CURRENT else None
+            store.insert_version(con, settings.version, settings.to_json(), status, promoted, note)
     return settings.version
 
 
 def settings_of(warehouse_path: str | Path | None, version: str) -> DetectorSettings:
     """The settings a version was registered with."""
     with warehouse.connect(warehouse_path) as con:
-        row = con.execute("SELECT settings FROM detector_versions WHERE version = ?", [version]).fetchone()
+        row = store.version_row(con, version)
     if row is None:
         raise VersionError(f"detector version {version!r} is not registered; see `sreops detect versions`")
-    return DetectorSettings.from_json(row[0])
+    return DetectorSettings.from_json(row[1])
 
 
 def current(
@@ -71,9 +63,7 @@ def current(
     cfg = cfg or config.current()
     configured, policy = from_config(cfg.detection)
     with warehouse.connect(warehouse_path) as con:
-        row = con.execute(
-            "SELECT version, settings, note FROM detector_versions WHERE status = ? LIMIT 1", [CURRENT]
-        ).fetchone()
+        row = store.current_version(con, CURRENT)
     if row is not None and (row[0] == configured.version or row[2] != FROM_CONFIG):
         return DetectorSettings.from_json(row[1]), policy
     register(warehouse_path, configured, CANDIDATE, FROM_CONFIG)
@@ -84,22 +74,14 @@ def current(
 def list_versions(warehouse_path: str | Path | None) -> pd.DataFrame:
     """Every registered version with its status and the hours it has scored."""
     with warehouse.connect(warehouse_path) as con:
-        return con.execute(
-            "SELECT v.version, v.status, v.created_at, v.promoted_at, v.note,"
-            " (SELECT count(DISTINCT date_trunc('hour', a.minute)) FROM anomalies a WHERE a.version = v.version)"
-            " AS hours_scored, v.settings FROM detector_versions v ORDER BY v.created_at"
-        ).df()
+        return store.versions_table(con)
 
 
 def promote(warehouse_path: str | Path | None, version: str, note: str = "promoted") -> None:
     """Make `version` current; the previous current version is retired (its rows stay for comparison)."""
     settings_of(warehouse_path, version)
     with warehouse.transaction(warehouse_path) as con:
-        con.execute("UPDATE detector_versions SET status = ? WHERE status = ?", [RETIRED, CURRENT])
-        con.execute(
-            "UPDATE detector_versions SET status = ?, promoted_at = ?, note = ? WHERE version = ?",
-            [CURRENT, _now(), note, version],
-        )
+        store.set_status(con, version, CURRENT, utc_now(), note, retire=RETIRED, current=CURRENT)
 
 
 @dataclass
@@ -122,9 +104,8 @@ class Comparison:
 
 
 def _incidents_of(warehouse_path, version, start, end, policy) -> list[incidents.Incident]:
-    from sreops.detection.scoring import read_service_scores
-
-    scores = read_service_scores(warehouse_path, version, start, end)
+    with warehouse.connect(warehouse_path) as con:
+        scores = store.read_service_scores(con, version, start, end)
     found = []
     for _, part in scores.groupby("service", sort=True):
         found.extend(incidents.find_incidents(part, policy))
@@ -196,18 +177,8 @@ def compare(
         frame,
     )
     with warehouse.transaction(warehouse_path) as con:
-        con.execute(
-            "INSERT INTO detector_comparisons VALUES (?, ?, ?, ?, ?, ?, ?, ?, now()::TIMESTAMP)",
-            [
-                candidate,
-                baseline,
-                start,
-                end,
-                result.matched,
-                result.lost,
-                result.new,
-                frame.to_json(orient="records", date_format="iso"),
-            ],
+        store.insert_comparison(
+            con, candidate, baseline, start, end, (result.matched, result.lost, result.new), frame
         )
     return result
 
@@ -222,9 +193,8 @@ def replay(
     """Score every hour in [start, end) under `settings` (registered as a candidate if new)."""
     from tqdm import tqdm
 
-    from sreops.detection.events import load_events
-    from sreops.detection.scoring import EVENTS_LOOKBACK, score_hour
-    from sreops.detection.store import FileModelStore
+    from sreops.detection.artifacts import FileModelStore
+    from sreops.detection.run import EVENTS_LOOKBACK, load_events, score_hour
     from sreops.features import hours_between
 
     register(warehouse_path, settings)

@@ -204,7 +204,7 @@ def write_ground_truth(fleet: DemoFleet, folder: Path) -> Path:
 
 def record_deploys(fleet: DemoFleet, warehouse_path: Path | None = None) -> int:
     """Record the fleet's deploys in the `events` table, as a CI pipeline would announce them."""
-    from sreops.detection.events import record_event
+    from sreops.detection.run import record_event
 
     deploys = [i for i in fleet.incidents if i["kind"] == "deploy"]
     for deploy in deploys:

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sreops import warehouse
-from sreops.detection import incidents
+from sreops.detection import incidents, run
 from sreops.detection.settings import AlarmPolicy
 
 T0 = dt.datetime(2026, 11, 20)
@@ -105,7 +105,7 @@ def test_alerts_rows_equal_the_incidents_of_the_stream_landed_so_far(
         pieces = [part.iloc[: len(part) // 2], part.iloc[len(part) // 2 :]] if split else [part]
         for piece in pieces:  # the hour in progress: scored when half of it is in, then again
             land(warehouse_path, piece)
-            incidents.update_incidents(warehouse_path, hour, hour + HOUR, VERSION, POLICY, now=T0)
+            run.update_incidents(warehouse_path, hour, hour + HOUR, VERSION, POLICY, now=T0)
             seen = (
                 rows[rows["minute"] <= piece["minute"].max()] if len(piece) else rows[rows["minute"] < hour]
             )
@@ -113,7 +113,7 @@ def test_alerts_rows_equal_the_incidents_of_the_stream_landed_so_far(
         for back in reruns:  # re-runs of earlier hours (a backfill) change nothing
             if back <= step:
                 again = hours[step - back]
-                incidents.update_incidents(warehouse_path, again, again + HOUR, VERSION, POLICY, now=T0)
+                run.update_incidents(warehouse_path, again, again + HOUR, VERSION, POLICY, now=T0)
     assert stored(warehouse_path) == expected(rows)
     openings = [opened for opened, _, _ in stored(warehouse_path)]
     assert len(openings) == len(set(openings))

@@ -11,10 +11,10 @@ import pandas as pd
 import pytest
 
 from sreops import warehouse
-from sreops.detection import incidents, scoring, versions
+from sreops.detection import run, versions
+from sreops.detection.artifacts import FileModelStore, MemoryModelStore
 from sreops.detection.models import SeriesModel
 from sreops.detection.settings import AlarmPolicy, DetectorSettings
-from sreops.detection.store import FileModelStore, MemoryModelStore
 
 START = dt.datetime(2026, 11, 16)
 SPIKE = dt.datetime(2026, 11, 18, 10, 30)
@@ -66,7 +66,7 @@ def anomalies_of(path: Path, version: str) -> pd.DataFrame:
 
 def test_an_hour_gets_one_row_per_series_minute_and_per_service_minute(fleet: Path) -> None:
     settings, policy = DetectorSettings(), AlarmPolicy()
-    result = scoring.score_hour(fleet, SPIKE.replace(minute=0), settings, policy, MemoryModelStore())
+    result = run.score_hour(fleet, SPIKE.replace(minute=0), settings, policy, MemoryModelStore())
     rows = anomalies_of(fleet, settings.version)
     assert result.rows == len(rows) == 60 * (len(SERIES) + 2)
     assert set(rows[rows["metric"] == "*"]["detector"]) == {"service"}
@@ -90,30 +90,30 @@ def test_an_hour_gets_one_row_per_series_minute_and_per_service_minute(fleet: Pa
 def test_rescoring_an_hour_replaces_its_rows(fleet: Path) -> None:
     settings, policy, store = DetectorSettings(), AlarmPolicy(), MemoryModelStore()
     hour = SPIKE.replace(minute=0)
-    scoring.score_hour(fleet, hour, settings, policy, store)
+    run.score_hour(fleet, hour, settings, policy, store)
     first = anomalies_of(fleet, settings.version)
-    scoring.score_hour(fleet, hour, settings, policy, store)
+    run.score_hour(fleet, hour, settings, policy, store)
     again = anomalies_of(fleet, settings.version)
     assert len(again) == len(first)
     assert np.array_equal(again["score"].to_numpy(), first["score"].to_numpy())
-    assert scoring.duplicate_rows(fleet, hour, hour + dt.timedelta(hours=1), settings.version) == 0
+    assert run.duplicate_rows(fleet, hour, hour + dt.timedelta(hours=1), settings.version) == 0
 
 
 def test_later_data_does_not_change_an_hour_already_scored(fleet: Path) -> None:
     settings, policy = DetectorSettings(), AlarmPolicy()
     hour = dt.datetime(2026, 11, 18, 9)
-    before = scoring.score_hour(fleet, hour, settings, policy, MemoryModelStore()).frame
+    before = run.score_hour(fleet, hour, settings, policy, MemoryModelStore()).frame
     write_features(fleet, feature_rows(START + dt.timedelta(hours=60), 30, seed=5))
-    after = scoring.score_hour(fleet, hour, settings, policy, MemoryModelStore()).frame
+    after = run.score_hour(fleet, hour, settings, policy, MemoryModelStore()).frame
     assert np.array_equal(before["score"].to_numpy(), after["score"].to_numpy())
 
 
 def test_models_are_trained_once_kept_as_files_and_registered(fleet: Path) -> None:
     settings, policy = DetectorSettings(), AlarmPolicy()
     store = FileModelStore()
-    report = scoring.train_as_of(fleet, dt.datetime(2026, 11, 18, 10), settings, store)
+    report = run.train_as_of(fleet, dt.datetime(2026, 11, 18, 10), settings, store)
     assert report.trained == len(SERIES) and report.too_short == 0
-    assert scoring.train_as_of(fleet, dt.datetime(2026, 11, 18, 10), settings, store).reused == len(SERIES)
+    assert run.train_as_of(fleet, dt.datetime(2026, 11, 18, 10), settings, store).reused == len(SERIES)
     with warehouse.connect(fleet) as con:
         rows = con.execute("SELECT service, metric, trained_until, path FROM detector_models").fetchall()
     assert {r[2] for r in rows} == {dt.datetime(2026, 11, 18)}
@@ -123,17 +123,17 @@ def test_models_are_trained_once_kept_as_files_and_registered(fleet: Path) -> No
     assert np.array_equal(loaded.member_.decision_scores_, store.load_model(key).member_.decision_scores_)
     # the stored model scores exactly as the in-memory one
     fresh = FileModelStore()
-    a = scoring.score_hour(fleet, SPIKE.replace(minute=0), settings, policy, store).frame
-    b = scoring.score_hour(fleet, SPIKE.replace(minute=0), settings, policy, fresh).frame
+    a = run.score_hour(fleet, SPIKE.replace(minute=0), settings, policy, store).frame
+    b = run.score_hour(fleet, SPIKE.replace(minute=0), settings, policy, fresh).frame
     assert np.array_equal(a["score"].to_numpy(), b["score"].to_numpy())
 
 
 def test_incidents_of_scored_hours_land_in_alerts_once(fleet: Path) -> None:
     settings, policy, store = DetectorSettings(), AlarmPolicy(), MemoryModelStore()
     for hour in (dt.datetime(2026, 11, 18, 10), dt.datetime(2026, 11, 18, 11)):
-        scoring.score_hour(fleet, hour, settings, policy, store)
-        incidents.update_incidents(fleet, hour, hour + dt.timedelta(hours=1), settings.version, policy)
-    incidents.update_incidents(
+        run.score_hour(fleet, hour, settings, policy, store)
+        run.update_incidents(fleet, hour, hour + dt.timedelta(hours=1), settings.version, policy)
+    run.update_incidents(
         fleet, dt.datetime(2026, 11, 18, 11), dt.datetime(2026, 11, 18, 12), settings.version, policy
     )
     with warehouse.connect(fleet) as con:
@@ -152,7 +152,7 @@ def test_a_candidate_version_is_replayed_compared_and_promoted(fleet: Path) -> N
     for settings in (baseline, candidate):
         versions.register(fleet, settings)
         for hour in hours:
-            scoring.score_hour(fleet, hour, settings, policy, store)
+            run.score_hour(fleet, hour, settings, policy, store)
     result = versions.compare(
         fleet, candidate.version, baseline.version, hours[0], hours[-1] + dt.timedelta(hours=1), policy
     )
