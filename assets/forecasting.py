@@ -10,7 +10,7 @@ import pandas as pd
 from assets.metadata import png, preview
 from assets.resources import WarehouseResource
 from sreops import config
-from sreops.forecasting import pipeline, store
+from sreops.forecasting import run
 
 WITHIN_LIMITS = "within_replica_limits"
 
@@ -23,7 +23,7 @@ WITHIN_LIMITS = "within_replica_limits"
 )
 def forecasts(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     """Hourly-peak forecasts of every service's scaling metric (Prophet, warm-started, in parallel)."""
-    report = pipeline.refit(warehouse.path, config.current())
+    report = run.refit(warehouse.path, config.current())
     for name, why in report.skipped.items():
         context.log.warning(f"{name}: {why}")
     accuracy = report.accuracy()
@@ -56,11 +56,11 @@ def forecasts(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -
 )
 def scaling_recommendations(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
     """Replicas per service for each hour ahead: forecast band + headroom, recent-load floor, stabilized."""
-    advice, skipped = pipeline.advise(warehouse.path, config.current())
+    advice, skipped = run.advise(warehouse.path, config.current())
     for name, why in skipped.items():
         context.log.warning(f"{name}: {why}")
-    exports = pipeline.write_exports(advice)
-    table = pipeline.advice_frame(advice)
+    exports = run.write_exports(advice)
+    table = run.advice_frame(advice)
     first_hour = table.groupby("service").head(1) if not table.empty else table
     metadata: dict = {
         "rows": len(table),
@@ -70,12 +70,12 @@ def scaling_recommendations(context: dg.AssetExecutionContext, warehouse: Wareho
         "exports": ", ".join(str(p) for p in exports),
     }
     if advice:
-        metadata["plot"] = png(pipeline.picture(warehouse.path, advice[0]), f"{advice[0].service} forecast")
+        metadata["plot"] = png(run.picture(warehouse.path, advice[0]), f"{advice[0].service} forecast")
         metadata["hpa_schedule"] = dg.MetadataValue.md(
             f"```yaml\n{exports[0].read_text()}```" if exports else "_none_"
         )
     yield dg.MaterializeResult(metadata=metadata)
-    stored = store.read_recommendations(warehouse.path)
+    stored = run.read_recommendations(warehouse.path)
     bad = stored[
         (stored["recommended_replicas"] < stored["min_replicas"].clip(lower=1))
         | (stored["recommended_replicas"] > stored["max_replicas"])
@@ -104,7 +104,7 @@ JOBS = [forecasting_job]
 def hourly_scaling_advice(context: dg.ScheduleEvaluationContext, warehouse: WarehouseResource):
     """Every hour: new advice; a Prophet refit too once the latest fit is `refit_hours` old."""
     hour = context.scheduled_execution_time.strftime("%Y-%m-%dT%H")
-    if pipeline.refit_due(warehouse.path, config.current()):
+    if run.refit_due(warehouse.path, config.current()):
         return dg.RunRequest(run_key=f"refit-{hour}")
     return dg.RunRequest(run_key=f"advise-{hour}", asset_selection=[scaling_recommendations.key])
 

@@ -15,13 +15,15 @@ import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
+import duckdb
 import numpy as np
 import pandas as pd
 
-from sreops import names, paths, warehouse
+from sreops import names, paths
 from sreops.config import Config
 from sreops.forecasting import model, policy
 
+Connection = duckdb.DuckDBPyConnection
 STATISTIC = "hourly_peak"
 MODEL_FILES_KEPT = 3
 
@@ -33,21 +35,17 @@ def _naive(moment: pd.Timestamp | dt.datetime) -> dt.datetime:
     return stamp.to_pydatetime()
 
 
-def scaling_series(path: str | Path | None, cfg: Config) -> list[tuple[str, str]]:
+def scaling_series(con: Connection, cfg: Config) -> list[tuple[str, str]]:
     """Every (service, scaling metric) with minute features: each service's configured metric."""
-    with warehouse.connect(path) as con:
-        pairs = con.execute(
-            "SELECT DISTINCT service, metric FROM metric_features_1m ORDER BY 1, 2"
-        ).fetchall()
+    pairs = con.execute("SELECT DISTINCT service, metric FROM metric_features_1m ORDER BY 1, 2").fetchall()
     return [(service, metric) for service, metric in pairs if metric == cfg.service(service).scaling_metric]
 
 
-def data_end(path: str | Path | None, service: str, metric: str) -> pd.Timestamp | None:
+def data_end(con: Connection, service: str, metric: str) -> pd.Timestamp | None:
     """The end (exclusive) of the series' minute features: its last minute plus one."""
-    with warehouse.connect(path) as con:
-        (last,) = con.execute(
-            "SELECT max(minute) FROM metric_features_1m WHERE service = ? AND metric = ?", [service, metric]
-        ).fetchone()
+    (last,) = con.execute(
+        "SELECT max(minute) FROM metric_features_1m WHERE service = ? AND metric = ?", [service, metric]
+    ).fetchone()
     return None if last is None else pd.Timestamp(last) + pd.Timedelta(minutes=1)
 
 
@@ -58,18 +56,17 @@ def decision_time(end: pd.Timestamp, wall_clock: pd.Timestamp | None = None) -> 
 
 
 def hourly_peaks(
-    path: str | Path | None, service: str, metric: str, start: pd.Timestamp, end: pd.Timestamp
+    con: Connection, service: str, metric: str, start: pd.Timestamp, end: pd.Timestamp
 ) -> pd.Series:
     """Peak of each clock hour in `[start, end)` from the minute features (NaN where an hour has none).
 
     Equal to :func:`sreops.forecasting.model.hourly_peaks` over the samples when `end` is on the hour.
     """
-    with warehouse.connect(path) as con:
-        rows = con.execute(
-            "SELECT date_trunc('hour', minute) AS hour, max(max) FROM metric_features_1m"
-            " WHERE service = ? AND metric = ? AND minute >= ? AND minute < ? GROUP BY 1 ORDER BY 1",
-            [service, metric, _naive(start), _naive(end)],
-        ).fetchall()
+    rows = con.execute(
+        "SELECT date_trunc('hour', minute) AS hour, max(max) FROM metric_features_1m"
+        " WHERE service = ? AND metric = ? AND minute >= ? AND minute < ? GROUP BY 1 ORDER BY 1",
+        [service, metric, _naive(start), _naive(end)],
+    ).fetchall()
     hours = pd.date_range(start, end - model.HOUR, freq=model.HOUR)
     if not rows:
         return pd.Series(np.nan, index=hours, dtype=float)
@@ -77,16 +74,13 @@ def hourly_peaks(
     return observed.reindex(hours)
 
 
-def recent_load(
-    path: str | Path | None, service: str, metric: str, end: pd.Timestamp, minutes: int
-) -> float | None:
+def recent_load(con: Connection, service: str, metric: str, end: pd.Timestamp, minutes: int) -> float | None:
     """The peak of the series over the `minutes` before `end` (None when nothing arrived)."""
-    with warehouse.connect(path) as con:
-        (peak,) = con.execute(
-            "SELECT max(max) FROM metric_features_1m"
-            " WHERE service = ? AND metric = ? AND minute >= ? AND minute < ?",
-            [service, metric, _naive(end - pd.Timedelta(minutes=minutes)), _naive(end)],
-        ).fetchone()
+    (peak,) = con.execute(
+        "SELECT max(max) FROM metric_features_1m"
+        " WHERE service = ? AND metric = ? AND minute >= ? AND minute < ?",
+        [service, metric, _naive(end - pd.Timedelta(minutes=minutes)), _naive(end)],
+    ).fetchone()
     return None if peak is None else float(peak)
 
 
@@ -99,28 +93,24 @@ class StoredFit:
     model_path: str | None
 
 
-def latest_fit(
-    path: str | Path | None, service: str, metric: str, with_frame: bool = True
-) -> StoredFit | None:
+def latest_fit(con: Connection, service: str, metric: str, with_frame: bool = True) -> StoredFit | None:
     """The newest fit of a series, with its forecast rows (in-sample hours and horizon)."""
-    with warehouse.connect(path) as con:
-        row = con.execute(
-            "SELECT fit_id, fitted_at, scale, params, training_hours, fit_seconds, warm_started, mase,"
-            " model_path FROM forecast_fits WHERE service = ? AND metric = ?"
-            " ORDER BY fitted_at DESC, created_at DESC LIMIT 1",
-            [service, metric],
-        ).fetchone()
-        if row is None:
-            return None
-        frame = (
-            con.execute(
-                "SELECT ts, yhat, yhat_lower, yhat_upper, in_sample FROM forecasts"
-                " WHERE fit_id = ? ORDER BY ts",
-                [row[0]],
-            ).df()
-            if with_frame
-            else pd.DataFrame(columns=["ts", "yhat", "yhat_lower", "yhat_upper", "in_sample"])
-        )
+    row = con.execute(
+        "SELECT fit_id, fitted_at, scale, params, training_hours, fit_seconds, warm_started, mase,"
+        " model_path FROM forecast_fits WHERE service = ? AND metric = ?"
+        " ORDER BY fitted_at DESC, created_at DESC LIMIT 1",
+        [service, metric],
+    ).fetchone()
+    if row is None:
+        return None
+    frame = (
+        con.execute(
+            "SELECT ts, yhat, yhat_lower, yhat_upper, in_sample FROM forecasts WHERE fit_id = ? ORDER BY ts",
+            [row[0]],
+        ).df()
+        if with_frame
+        else pd.DataFrame(columns=["ts", "yhat", "yhat_lower", "yhat_upper", "in_sample"])
+    )
     fit_id, fitted_at, scale, params, hours, seconds, warm, mase, model_path = row
     fit = model.Fit(
         key=(service, metric),
@@ -163,7 +153,7 @@ def _write_model_file(fit: model.Fit, fit_id: str) -> str | None:
     return str(target)
 
 
-def save_fit(path: str | Path | None, fit: model.Fit, settings: model.ForecastSettings) -> str:
+def save_fit(con: Connection, fit: model.Fit, settings: model.ForecastSettings) -> str:
     """Record a fit and its forecasts; replaces a fit of the same series at the same time. Returns its id."""
     fit_id = uuid.uuid4().hex
     model_path = _write_model_file(fit, fit_id)
@@ -191,70 +181,67 @@ def save_fit(path: str | Path | None, fit: model.Fit, settings: model.ForecastSe
         ]
     ]
     settings_json = json.dumps({k: v for k, v in dataclasses.asdict(settings).items() if k != "keep_model"})
-    with warehouse.transaction(path) as con:
-        replaced = [
-            r[0]
-            for r in con.execute(
-                "SELECT fit_id FROM forecast_fits WHERE service = ? AND metric = ? AND fitted_at = ?",
-                [service, metric, fitted_at],
-            ).fetchall()
-        ]
-        for old in replaced:
-            con.execute("DELETE FROM forecasts WHERE fit_id = ?", [old])
-            con.execute("DELETE FROM forecast_fits WHERE fit_id = ?", [old])
-        con.execute(
-            "INSERT INTO forecast_fits VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now()::TIMESTAMP)",
-            [
-                fit_id,
-                service,
-                metric,
-                fitted_at,
-                fit.training_hours,
-                fit.scale,
-                json.dumps(fit.params),
-                fit.warm_started,
-                fit.fit_seconds,
-                fit.mase,
-                settings_json,
-                model_path,
-            ],
-        )
-        con.register("new_forecasts", frame)
-        con.execute("INSERT INTO forecasts SELECT * FROM new_forecasts")
-        con.unregister("new_forecasts")
-        # Older fits keep their horizon (accuracy history); only the newest needs in-sample hours.
-        con.execute(
-            "DELETE FROM forecasts WHERE service = ? AND metric = ? AND in_sample AND fit_id <> ?",
-            [service, metric, fit_id],
-        )
+    replaced = [
+        r[0]
+        for r in con.execute(
+            "SELECT fit_id FROM forecast_fits WHERE service = ? AND metric = ? AND fitted_at = ?",
+            [service, metric, fitted_at],
+        ).fetchall()
+    ]
+    for old in replaced:
+        con.execute("DELETE FROM forecasts WHERE fit_id = ?", [old])
+        con.execute("DELETE FROM forecast_fits WHERE fit_id = ?", [old])
+    con.execute(
+        "INSERT INTO forecast_fits VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now()::TIMESTAMP)",
+        [
+            fit_id,
+            service,
+            metric,
+            fitted_at,
+            fit.training_hours,
+            fit.scale,
+            json.dumps(fit.params),
+            fit.warm_started,
+            fit.fit_seconds,
+            fit.mase,
+            settings_json,
+            model_path,
+        ],
+    )
+    con.register("new_forecasts", frame)
+    con.execute("INSERT INTO forecasts SELECT * FROM new_forecasts")
+    con.unregister("new_forecasts")
+    # Older fits keep their horizon (accuracy history); only the newest needs in-sample hours.
+    con.execute(
+        "DELETE FROM forecasts WHERE service = ? AND metric = ? AND in_sample AND fit_id <> ?",
+        [service, metric, fit_id],
+    )
     return fit_id
 
 
-def previous_replicas(path: str | Path | None, service: str, window_start: pd.Timestamp) -> int | None:
+def previous_replicas(con: Connection, service: str, window_start: pd.Timestamp) -> int | None:
     """The advice in force for the hour before `window_start` (for scale-in stabilization)."""
-    with warehouse.connect(path) as con:
-        row = con.execute(
-            "SELECT recommended_replicas FROM scaling_recommendations WHERE service = ? AND window_start = ?",
-            [service, _naive(window_start - model.HOUR)],
-        ).fetchone()
+    row = con.execute(
+        "SELECT recommended_replicas FROM scaling_recommendations WHERE service = ? AND window_start = ?",
+        [service, _naive(window_start - model.HOUR)],
+    ).fetchone()
     return None if row is None else int(row[0])
 
 
 def advised_replicas(
-    path: str | Path | None, service: str, since: pd.Timestamp, until: pd.Timestamp
+    con: Connection, service: str, since: pd.Timestamp, until: pd.Timestamp
 ) -> dict[pd.Timestamp, int]:
     """The advice that was in force for each hour in [since, until) (for the trust check)."""
-    with warehouse.connect(path) as con:
-        rows = con.execute(
-            "SELECT window_start, recommended_replicas FROM scaling_recommendations"
-            " WHERE service = ? AND window_start >= ? AND window_start < ?",
-            [service, _naive(since), _naive(until)],
-        ).fetchall()
+    rows = con.execute(
+        "SELECT window_start, recommended_replicas FROM scaling_recommendations"
+        " WHERE service = ? AND window_start >= ? AND window_start < ?",
+        [service, _naive(since), _naive(until)],
+    ).fetchall()
     return {pd.Timestamp(start): int(replicas) for start, replicas in rows}
 
 
 def save_recommendations(
-    path: str | Path | None,
+    con: Connection,
     service: str,
     metric: str,
     recommendations: Sequence[policy.Recommendation],
@@ -288,24 +275,22 @@ def save_recommendations(
         )
         for rec in recommendations
     ]
-    with warehouse.transaction(path) as con:
-        con.execute(
-            "DELETE FROM scaling_recommendations WHERE service = ? AND window_start >= ?",
-            [service, rows[0][2]],
-        )
-        con.executemany(
-            "INSERT INTO scaling_recommendations VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            rows,
-        )
+    con.execute(
+        "DELETE FROM scaling_recommendations WHERE service = ? AND window_start >= ?",
+        [service, rows[0][2]],
+    )
+    con.executemany(
+        "INSERT INTO scaling_recommendations VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        rows,
+    )
     return len(rows)
 
 
-def read_recommendations(path: str | Path | None, since: pd.Timestamp | None = None) -> pd.DataFrame:
+def read_recommendations(con: Connection, since: pd.Timestamp | None = None) -> pd.DataFrame:
     """Scaling advice from `since` on (every row when None), by service and hour."""
-    with warehouse.connect(path) as con:
-        if since is None:
-            return con.execute("SELECT * FROM scaling_recommendations ORDER BY service, window_start").df()
-        return con.execute(
-            "SELECT * FROM scaling_recommendations WHERE window_start >= ? ORDER BY service, window_start",
-            [_naive(since)],
-        ).df()
+    if since is None:
+        return con.execute("SELECT * FROM scaling_recommendations ORDER BY service, window_start").df()
+    return con.execute(
+        "SELECT * FROM scaling_recommendations WHERE window_start >= ? ORDER BY service, window_start",
+        [_naive(since)],
+    ).df()

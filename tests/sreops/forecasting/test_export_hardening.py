@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from sreops.forecasting import export, pipeline, policy, store
+from sreops.forecasting import export, policy, run, store
 
 HOSTILE = [
     "../../../../tmp/x/pwned",
@@ -20,12 +20,12 @@ NOW = pd.Timestamp("2026-11-20 10:00")
 HOUR = pd.Timedelta(hours=1)
 
 
-def advice(service: str) -> pipeline.Advice:
+def advice(service: str) -> run.Advice:
     recs = [
         policy.Recommendation(NOW + i * HOUR, NOW + (i + 1) * HOUR, 3 + i, 100.0, 120.0, None, "test")
         for i in range(3)
     ]
-    return pipeline.Advice(
+    return run.Advice(
         service, "request_rate", policy.Limits(40.0), "config", None, recs, pd.Series(dtype=float)
     )
 
@@ -35,7 +35,7 @@ def test_an_exported_schedule_stays_in_its_folder_and_is_two_yaml_documents(
     tmp_path: Path, service: str
 ) -> None:
     folder = tmp_path / "exports" / "hpa"
-    (written,) = pipeline.write_exports([advice(service)], folder)
+    (written,) = run.write_exports([advice(service)], folder)
     assert written.parent == folder.resolve()
     assert not (tmp_path / "x").exists() and not Path("/tmp/x/pwned.yaml").exists()
     documents = list(yaml.safe_load_all(written.read_text()))
@@ -46,7 +46,7 @@ def test_an_exported_schedule_stays_in_its_folder_and_is_two_yaml_documents(
 
 
 def test_two_services_whose_names_sanitise_alike_get_two_files(tmp_path: Path) -> None:
-    written = pipeline.write_exports([advice("a/b"), advice("a_b")], tmp_path)
+    written = run.write_exports([advice("a/b"), advice("a_b")], tmp_path)
     assert len({p.name for p in written}) == 2
     assert export.kubernetes_name("a/b") != export.kubernetes_name("a_b")
 

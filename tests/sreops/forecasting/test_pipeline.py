@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from sreops import config, warehouse
-from sreops.forecasting import model, pipeline, store
+from sreops.forecasting import model, run
 
 DATA_END = pd.Timestamp("2026-11-12 00:00")
 LATER = pd.Timestamp("2026-11-20 00:00")  # the wall clock: data end decides the decision time
@@ -23,7 +23,7 @@ def rows(path: Path, sql: str, params: list | None = None) -> list[tuple]:
 
 def test_sql_hourly_peaks_equal_the_replay_resampling(fleet_warehouse: Path) -> None:
     start, end = DATA_END - pd.Timedelta(hours=30), DATA_END
-    from_sql = store.hourly_peaks(fleet_warehouse, "checkout", "request_rate", start, end)
+    from_sql = run.hourly_peaks(fleet_warehouse, "checkout", "request_rate", start, end)
     with warehouse.connect(fleet_warehouse) as con:
         minutes = con.execute(
             "SELECT minute, max FROM metric_features_1m"
@@ -35,12 +35,12 @@ def test_sql_hourly_peaks_equal_the_replay_resampling(fleet_warehouse: Path) -> 
 
 def test_only_each_services_scaling_metric_is_forecast(fleet_warehouse: Path) -> None:
     cfg = config.Config()
-    assert store.scaling_series(fleet_warehouse, cfg) == [
+    assert run.scaling_series(fleet_warehouse, cfg) == [
         ("checkout", "request_rate"),
         ("search", "request_rate"),
     ]
     custom = config.Config(services={"checkout": config.ServiceConfig(scaling_metric="cpu_utilization")})
-    assert store.scaling_series(fleet_warehouse, custom) == [
+    assert run.scaling_series(fleet_warehouse, custom) == [
         ("checkout", "cpu_utilization"),
         ("search", "request_rate"),
     ]
@@ -50,7 +50,7 @@ def test_refit_stores_fits_forecasts_and_model_files_idempotently(
     fleet_warehouse: Path, sreops_home: Path
 ) -> None:
     cfg = config.Config()
-    report = pipeline.refit(fleet_warehouse, cfg, wall_clock=LATER, workers=1)
+    report = run.refit(fleet_warehouse, cfg, wall_clock=LATER, workers=1)
     assert len(report.fits) == 2 and not report.skipped
     assert {f.fit.fitted_at for f in report.fits} == {DATA_END}
     horizon = cfg.forecasting.refit_hours + cfg.forecasting.horizon_hours
@@ -67,7 +67,7 @@ def test_refit_stores_fits_forecasts_and_model_files_idempotently(
     model_files = list((sreops_home / "models" / "forecasting").rglob("*.json"))
     assert len(model_files) == 2
     # the same refit again replaces, never duplicates
-    pipeline.refit(fleet_warehouse, cfg, wall_clock=LATER, workers=1)
+    run.refit(fleet_warehouse, cfg, wall_clock=LATER, workers=1)
     assert rows(fleet_warehouse, "SELECT count(*) FROM forecast_fits")[0][0] == 2
     assert rows(fleet_warehouse, "SELECT count(*) FROM forecasts")[0][0] == 2 * (horizon + 240)
 
@@ -76,10 +76,10 @@ def test_a_later_refit_warm_starts_scores_the_old_forecast_and_drops_old_in_samp
     fleet_warehouse: Path, add_features, make_demand
 ) -> None:
     cfg = config.Config()
-    pipeline.refit(fleet_warehouse, cfg, wall_clock=LATER, workers=1)
+    run.refit(fleet_warehouse, cfg, wall_clock=LATER, workers=1)
     day = make_demand(DATA_END, 24 * 60, "min", 400.0, seed=9)
     add_features(fleet_warehouse, "checkout", "request_rate", day)
-    report = pipeline.refit(fleet_warehouse, cfg, wall_clock=LATER, workers=1)
+    report = run.refit(fleet_warehouse, cfg, wall_clock=LATER, workers=1)
     checkout = next(f.fit for f in report.fits if f.fit.key[0] == "checkout")
     assert checkout.fitted_at == DATA_END + pd.Timedelta(days=1)
     assert checkout.warm_started
@@ -102,10 +102,10 @@ def test_advice_covers_the_horizon_within_limits_and_replaces_unstarted_hours(fl
             "checkout": config.ServiceConfig(capacity_per_replica=50.0, min_replicas=2, max_replicas=12)
         }
     )
-    pipeline.refit(fleet_warehouse, cfg, wall_clock=LATER, workers=1)
-    advice, skipped = pipeline.advise(fleet_warehouse, cfg, wall_clock=LATER)
+    run.refit(fleet_warehouse, cfg, wall_clock=LATER, workers=1)
+    advice, skipped = run.advise(fleet_warehouse, cfg, wall_clock=LATER)
     assert not skipped and [a.service for a in advice] == ["checkout", "search"]
-    table = store.read_recommendations(fleet_warehouse)
+    table = run.read_recommendations(fleet_warehouse)
     assert len(table) == 2 * cfg.forecasting.horizon_hours
     checkout = table[table["service"] == "checkout"]
     assert checkout["window_start"].min() == DATA_END
@@ -117,12 +117,12 @@ def test_advice_covers_the_horizon_within_limits_and_replaces_unstarted_hours(fl
     search = table[table["service"] == "search"]
     assert search["capacity_source"].str.startswith("assumed").all()
     assert search["reason"].str.contains("forecast peak").all()
-    pipeline.advise(fleet_warehouse, cfg, wall_clock=LATER)
-    assert len(store.read_recommendations(fleet_warehouse)) == 2 * cfg.forecasting.horizon_hours
+    run.advise(fleet_warehouse, cfg, wall_clock=LATER)
+    assert len(run.read_recommendations(fleet_warehouse)) == 2 * cfg.forecasting.horizon_hours
 
 
 def test_advice_before_any_fit_says_what_to_do(fleet_warehouse: Path) -> None:
-    advice, skipped = pipeline.advise(fleet_warehouse, config.Config(), wall_clock=LATER)
+    advice, skipped = run.advise(fleet_warehouse, config.Config(), wall_clock=LATER)
     assert advice == []
     assert "materialize `forecasts`" in skipped["checkout/request_rate"]
 
@@ -131,18 +131,18 @@ def test_refit_is_due_without_a_fit_and_once_the_fit_is_a_day_old(
     fleet_warehouse: Path, add_features, make_demand
 ) -> None:
     cfg = config.Config()
-    assert pipeline.refit_due(fleet_warehouse, cfg, wall_clock=LATER)
-    pipeline.refit(fleet_warehouse, cfg, wall_clock=LATER, workers=1)
-    assert not pipeline.refit_due(fleet_warehouse, cfg, wall_clock=LATER)
+    assert run.refit_due(fleet_warehouse, cfg, wall_clock=LATER)
+    run.refit(fleet_warehouse, cfg, wall_clock=LATER, workers=1)
+    assert not run.refit_due(fleet_warehouse, cfg, wall_clock=LATER)
     add_features(fleet_warehouse, "search", "request_rate", make_demand(DATA_END, 24 * 60, "min", 90.0))
-    assert pipeline.refit_due(fleet_warehouse, cfg, wall_clock=LATER)
+    assert run.refit_due(fleet_warehouse, cfg, wall_clock=LATER)
 
 
 def test_exports_are_minreplicas_schedules_per_service(fleet_warehouse: Path, tmp_path: Path) -> None:
     cfg = config.Config()
-    pipeline.refit(fleet_warehouse, cfg, wall_clock=LATER, workers=1)
-    advice, _ = pipeline.advise(fleet_warehouse, cfg, wall_clock=LATER)
-    written = pipeline.write_exports(advice, tmp_path / "hpa")
+    run.refit(fleet_warehouse, cfg, wall_clock=LATER, workers=1)
+    advice, _ = run.advise(fleet_warehouse, cfg, wall_clock=LATER)
+    written = run.write_exports(advice, tmp_path / "hpa")
     assert [p.name for p in written] == ["checkout.yaml", "search.yaml"]
     scaled, schedule = yaml.safe_load_all(written[0].read_text())
     windows = schedule["schedule"]
@@ -157,9 +157,9 @@ def test_exports_are_minreplicas_schedules_per_service(fleet_warehouse: Path, tm
 
 def test_picture_is_a_png(fleet_warehouse: Path) -> None:
     cfg = config.Config()
-    pipeline.refit(fleet_warehouse, cfg, wall_clock=LATER, workers=1)
-    advice, _ = pipeline.advise(fleet_warehouse, cfg, wall_clock=LATER)
-    image = pipeline.picture(fleet_warehouse, advice[0])
+    run.refit(fleet_warehouse, cfg, wall_clock=LATER, workers=1)
+    advice, _ = run.advise(fleet_warehouse, cfg, wall_clock=LATER)
+    image = run.picture(fleet_warehouse, advice[0])
     assert image[:8] == b"\x89PNG\r\n\x1a\n" and len(image) > 5000
 
 
@@ -167,5 +167,5 @@ def test_picture_is_a_png(fleet_warehouse: Path) -> None:
     "peaks, expected", [([np.nan, np.nan], None), ([0.0, 0.0], None), ([10.0, 20.0], 1.99)]
 )
 def test_default_capacity_needs_load(peaks: list[float], expected: float | None) -> None:
-    value = pipeline.default_capacity(pd.Series(peaks))
+    value = run.default_capacity(pd.Series(peaks))
     assert value == (pytest.approx(expected) if expected is not None else None)

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from sreops import names, paths
+from sreops import names, paths, warehouse
 from sreops.config import Config
 from sreops.forecasting import export, model, plot, policy, store
 from sreops.forecasting.recommender import RecommenderSettings, settings_from_config
@@ -81,14 +81,24 @@ def refit(
     settings = _settings(cfg)
     report = RefitReport()
     jobs = []
-    for service, metric in store.scaling_series(path, cfg):
-        end = store.data_end(path, service, metric)
-        if end is None:
-            continue
-        now = store.decision_time(end, wall_clock)
-        start = now - pd.Timedelta(days=settings.forecast.training_days)
-        peaks = store.hourly_peaks(path, service, metric, start, now)
-        previous = store.latest_fit(path, service, metric)
+    with warehouse.connect(path) as con:
+        reads = []
+        for service, metric in store.scaling_series(con, cfg):
+            end = store.data_end(con, service, metric)
+            if end is None:
+                continue
+            now = store.decision_time(end, wall_clock)
+            start = now - pd.Timedelta(days=settings.forecast.training_days)
+            reads.append(
+                (
+                    service,
+                    metric,
+                    now,
+                    store.hourly_peaks(con, service, metric, start, now),
+                    store.latest_fit(con, service, metric),
+                )
+            )
+    for service, metric, now, peaks, previous in reads:
         jobs.append(
             model.FitJob(
                 key=(service, metric),
@@ -105,7 +115,8 @@ def refit(
             report.skipped[f"{job.key[0]}/{job.key[1]}"] = str(result)
             log.warning("%s", result)
             continue
-        fit_id = store.save_fit(path, result, settings.forecast)
+        with warehouse.transaction(path) as con:
+            fit_id = store.save_fit(con, result, settings.forecast)
         report.fits.append(store.StoredFit(fit_id, result, None))
     report.seconds = time.perf_counter() - started
     return report
@@ -129,60 +140,80 @@ def advise(
 ) -> tuple[list[Advice], dict[str, str]]:
     """Recommend replicas for the next `horizon_hours` of every series with a fit; store and return them."""
     settings = _settings(cfg)
-    horizon = cfg.forecasting.horizon_hours
-    calibration = settings.policy.calibration_hours + 48
     advice: list[Advice] = []
     skipped: dict[str, str] = {}
-    for service, metric in store.scaling_series(path, cfg):
-        name = f"{service}/{metric}"
-        stored = store.latest_fit(path, service, metric)
-        end = store.data_end(path, service, metric)
-        if stored is None or end is None:
-            skipped[name] = "no forecast yet: materialize `forecasts` first"
+    with warehouse.connect(path) as con:
+        series = store.scaling_series(con, cfg)
+    for service, metric in series:
+        with warehouse.connect(path) as con:
+            item = _advise_one(con, cfg, settings, service, metric, wall_clock)
+        if isinstance(item, str):
+            skipped[f"{service}/{metric}"] = item
             continue
-        now = store.decision_time(end, wall_clock)
-        covered = int((pd.Timestamp(stored.fit.frame["ts"].max()) - now) / model.HOUR) + 1
-        hours = min(horizon, covered)
-        if now < stored.fit.fitted_at or hours < 1:
-            skipped[name] = (
-                f"the latest fit (made at {stored.fit.fitted_at}) does not cover {now}: "
-                "materialize `forecasts` to refit"
+        with warehouse.transaction(path) as con:
+            store.save_recommendations(
+                con,
+                service,
+                metric,
+                item.recommendations,
+                item.limits,
+                item.capacity_source,
+                item.fit.fit_id,
+                item.recommendations[0].window_start if item.recommendations else pd.Timestamp.now(),
+                mode=mode,
             )
-            continue
-        peaks = store.hourly_peaks(path, service, metric, now - calibration * model.HOUR, now)
-        svc = cfg.service(service)
-        if svc.capacity_per_replica:
-            capacity, source = svc.capacity_per_replica, "config"
-        else:
-            training = store.hourly_peaks(
-                path, service, metric, now - pd.Timedelta(days=cfg.forecasting.training_days), now
-            )
-            capacity = default_capacity(training)
-            source = f"assumed: q99/10 of {cfg.forecasting.training_days} days of hourly peaks"
-            if capacity is None:
-                skipped[name] = f"no load seen; set services.{service}.capacity_per_replica"
-                continue
-        limits = policy.Limits(capacity, svc.min_replicas, svc.max_replicas)
-        forecasts = policy.corrected_forecast(stored.fit, peaks, now, hours, settings.policy)
-        load = store.recent_load(path, service, metric, min(end, now), settings.policy.floor_minutes)
-        if load is None:  # a series reporting less often than the floor's window: its latest hour
-            load = store.recent_load(path, service, metric, min(end, now), 60)
-        recommendations = policy.recommend(
-            forecasts,
-            limits,
-            settings.policy,
-            load,
-            previous_replicas=store.previous_replicas(path, service, now),
-        )
-        distrust = settings.policy.distrust_hours
-        advised = store.advised_replicas(path, service, now - distrust * model.HOUR, now)
-        if recommendations and policy.fell_short(advised, peaks, now, capacity, distrust):
-            recommendations[0] = policy.distrusted(recommendations[0], load, limits, settings.policy)
-        store.save_recommendations(
-            path, service, metric, recommendations, limits, source, stored.fit_id, now, mode=mode
-        )
-        advice.append(Advice(service, metric, limits, source, stored, recommendations, peaks))
+        advice.append(item)
     return advice, skipped
+
+
+def _advise_one(
+    con: store.Connection,
+    cfg: Config,
+    settings: RecommenderSettings,
+    service: str,
+    metric: str,
+    wall_clock: pd.Timestamp | None,
+) -> Advice | str:
+    """One series' advice from what `con` reads, or why there is none."""
+    horizon = cfg.forecasting.horizon_hours
+    calibration = settings.policy.calibration_hours + 48
+    stored = store.latest_fit(con, service, metric)
+    end = store.data_end(con, service, metric)
+    if stored is None or end is None:
+        return "no forecast yet: materialize `forecasts` first"
+    now = store.decision_time(end, wall_clock)
+    covered = int((pd.Timestamp(stored.fit.frame["ts"].max()) - now) / model.HOUR) + 1
+    hours = min(horizon, covered)
+    if now < stored.fit.fitted_at or hours < 1:
+        return (
+            f"the latest fit (made at {stored.fit.fitted_at}) does not cover {now}: "
+            "materialize `forecasts` to refit"
+        )
+    peaks = store.hourly_peaks(con, service, metric, now - calibration * model.HOUR, now)
+    svc = cfg.service(service)
+    if svc.capacity_per_replica:
+        capacity, source = svc.capacity_per_replica, "config"
+    else:
+        training = store.hourly_peaks(
+            con, service, metric, now - pd.Timedelta(days=cfg.forecasting.training_days), now
+        )
+        capacity = default_capacity(training)
+        source = f"assumed: q99/10 of {cfg.forecasting.training_days} days of hourly peaks"
+        if capacity is None:
+            return f"no load seen; set services.{service}.capacity_per_replica"
+    limits = policy.Limits(capacity, svc.min_replicas, svc.max_replicas)
+    forecasts = policy.corrected_forecast(stored.fit, peaks, now, hours, settings.policy)
+    load = store.recent_load(con, service, metric, min(end, now), settings.policy.floor_minutes)
+    if load is None:  # a series reporting less often than the floor's window: its latest hour
+        load = store.recent_load(con, service, metric, min(end, now), 60)
+    recommendations = policy.recommend(
+        forecasts, limits, settings.policy, load, previous_replicas=store.previous_replicas(con, service, now)
+    )
+    distrust = settings.policy.distrust_hours
+    advised = store.advised_replicas(con, service, now - distrust * model.HOUR, now)
+    if recommendations and policy.fell_short(advised, peaks, now, capacity, distrust):
+        recommendations[0] = policy.distrusted(recommendations[0], load, limits, settings.policy)
+    return Advice(service, metric, limits, source, stored, recommendations, peaks)
 
 
 def advice_frame(advice: list[Advice]) -> pd.DataFrame:
@@ -206,11 +237,16 @@ def advice_frame(advice: list[Advice]) -> pd.DataFrame:
 
 def refit_due(path: str | Path | None, cfg: Config, wall_clock: pd.Timestamp | None = None) -> bool:
     """True when a scaling series has no fit, or its latest fit is `refit_hours` old (by its data)."""
-    for service, metric in store.scaling_series(path, cfg):
-        end = store.data_end(path, service, metric)
+    with warehouse.connect(path) as con:
+        return _refit_due(con, cfg, wall_clock)
+
+
+def _refit_due(con: store.Connection, cfg: Config, wall_clock: pd.Timestamp | None) -> bool:
+    for service, metric in store.scaling_series(con, cfg):
+        end = store.data_end(con, service, metric)
         if end is None:
             continue
-        stored = store.latest_fit(path, service, metric, with_frame=False)
+        stored = store.latest_fit(con, service, metric, with_frame=False)
         if stored is None:
             return True
         now = store.decision_time(end, wall_clock)
@@ -245,7 +281,8 @@ def picture(path: str | Path | None, item: Advice, history_hours: int = 72) -> b
     future = frame[~frame["in_sample"].astype(bool)]
     now = item.recommendations[0].window_start if item.recommendations else item.fit.fit.fitted_at
     future = future[pd.DatetimeIndex(future["ts"]) < now + max(1, len(item.recommendations)) * model.HOUR]
-    history = store.hourly_peaks(path, item.service, item.metric, now - history_hours * model.HOUR, now)
+    with warehouse.connect(path) as con:
+        history = store.hourly_peaks(con, item.service, item.metric, now - history_hours * model.HOUR, now)
     return plot.forecast_png(
         f"{item.service} {item.metric}: hourly peak, forecast and advised capacity (UTC)",
         history,
@@ -254,3 +291,23 @@ def picture(path: str | Path | None, item: Advice, history_hours: int = 72) -> b
         item.limits.capacity_per_replica,
         history_hours,
     )
+
+
+def read_recommendations(path: str | Path | None, since: pd.Timestamp | None = None) -> pd.DataFrame:
+    """The `scaling_recommendations` rows (from `since` on)."""
+    with warehouse.connect(path) as con:
+        return store.read_recommendations(con, since)
+
+
+def hourly_peaks(
+    path: str | Path | None, service: str, metric: str, start: pd.Timestamp, end: pd.Timestamp
+) -> pd.Series:
+    """Hourly peaks of a series from the minute features (see `store.hourly_peaks`)."""
+    with warehouse.connect(path) as con:
+        return store.hourly_peaks(con, service, metric, start, end)
+
+
+def scaling_series(path: str | Path | None, cfg: Config) -> list[tuple[str, str]]:
+    """Every (service, scaling metric) with minute features."""
+    with warehouse.connect(path) as con:
+        return store.scaling_series(con, cfg)
