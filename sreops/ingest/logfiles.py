@@ -11,31 +11,47 @@ compressed ones are skipped). Where reading stopped is kept in `log_offsets` per
 - a partial last line (no newline yet) waits for its end; a record that may still get
   continuation lines (a stack trace) waits until the file has been idle `flush_idle_seconds`.
 
-The rows and the new offsets are written in one transaction, so a crash never loses or repeats
-a line. Each record gets a timestamp and a level from its header: the service's configured
-pattern (`services.<name>.log_pattern`, a regex with named groups ts, level, message) or the
+Each file is opened once and everything about it comes from that descriptor: its identity and
+size (fstat), its first bytes and its lines (pread). A rotation between looking at a file and
+reading it therefore cannot pair one file's offset with another file's bytes. Nothing in the
+landing folders is reached through a symbolic link (the services may run as root and the files
+may be theirs): service folders and files are opened relative to their parent with O_NOFOLLOW,
+links are skipped with a logged reason that names the link, never its target's contents, and the
+kernel is asked that each descriptor lies under the landing root. A service folder whose name
+cannot be a service name (`sreops.names.check_name`) is skipped, with its reason logged.
+
+Files are read and parsed with no warehouse connection held; the rows and the new offsets are
+then written in one transaction (which first checks that no other run moved the offsets), so a
+crash never loses or repeats a line. Each record gets a timestamp and a level from its header:
+the service's configured pattern (`services.<name>.log_pattern`, a regex with named groups ts,
+level, message, matched with a time limit per line and per run: `sreops.logs.patterns`) or the
 first of the common formats that fits the file (ISO 8601 with a level, Python logging, Apache
-and bracketed timestamps, syslog, JSON Lines). Lines that do not start a record (stack frames,
-`Caused by:`, indented lines) are joined to the record before them. Undecodable bytes become
-U+FFFD; nothing here stops on bad input.
+and bracketed timestamps, syslog, JSON Lines). A configured pattern that does not compile or
+runs out of time affects only its own service: its lines are read with the built-in detection,
+with a warning. Lines that do not start a record (stack frames, `Caused by:`, indented lines)
+are joined to the record before them. Undecodable bytes become U+FFFD; nothing here stops on
+bad input.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import hashlib
 import json
 import logging
 import os
 import re
-from collections.abc import Iterable, Sequence
+import stat
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
 from sreops import config as config_module
-from sreops import paths, warehouse
+from sreops import names, paths, warehouse
+from sreops.logs.patterns import InvalidPattern, PatternTooSlow, TimedPattern, compile_timed
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +59,12 @@ FINGERPRINT_BYTES = 1024
 PARTIAL_LINE_IDLE_SECONDS = 60.0
 MAX_MESSAGE_CHARS = 64_000
 DETECT_LINES = 50
+LISTING_PASSES = 2
+COMMIT_ATTEMPTS = 3
+OFFSET_RETENTION = dt.timedelta(days=7)
+_OPEN_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+# O_NONBLOCK: a FIFO planted in a landing folder must not block the open.
+_OPEN_FILE = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 _LOG_NAME = re.compile(r".+\.(log|jsonl|ndjson)(?:[.-][\w-]+)?")
 _COMPRESSED = (".gz", ".bz2", ".xz", ".zip", ".zst")
 
@@ -73,12 +95,16 @@ class LogFormatError(ValueError):
     """A configured log pattern is not a usable regex; the message names the service."""
 
 
+class LogIngestConflict(RuntimeError):
+    """Another log ingestion kept moving the offsets while this one read the files."""
+
+
 @dataclass(frozen=True)
 class HeaderFormat:
     """A way log records start: a regex with named groups `message` and optionally `ts`, `level`."""
 
     name: str
-    pattern: re.Pattern[str]
+    pattern: re.Pattern[str] | TimedPattern
 
 
 HEADER_FORMATS: tuple[HeaderFormat, ...] = tuple(
@@ -138,6 +164,8 @@ class LogIngestResult:
     files: list[FileRead] = field(default_factory=list)
     rows: int = 0
     hours: set[dt.datetime] = field(default_factory=set)
+    skipped: list[str] = field(default_factory=list)  # landing entries not read, and why
+    warnings: list[str] = field(default_factory=list)  # e.g. a service's pattern not used this run
 
     @property
     def services(self) -> list[str]:
@@ -181,14 +209,14 @@ def parse_timestamp(text: object, now: dt.datetime | None = None) -> dt.datetime
         return None
     now = now or dt.datetime.now(dt.UTC).replace(tzinfo=None)
     if isinstance(text, (int, float)) and not isinstance(text, bool):
-        value = float(text)
-        if value > 1e17:
-            value /= 1e9
-        elif value > 1e14:
-            value /= 1e6
-        elif value > 1e11:
-            value /= 1e3
         try:
+            value = float(text)
+            if value > 1e17:
+                value /= 1e9
+            elif value > 1e14:
+                value /= 1e6
+            elif value > 1e11:
+                value /= 1e3
             return dt.datetime.fromtimestamp(value, dt.UTC).replace(tzinfo=None)
         except (OverflowError, OSError, ValueError):
             return None
@@ -216,17 +244,20 @@ def parse_timestamp(text: object, now: dt.datetime | None = None) -> dt.datetime
     if stamp is None:
         return None
     if stamp.tzinfo is not None:
-        stamp = stamp.astimezone(dt.UTC).replace(tzinfo=None)
+        try:
+            stamp = stamp.astimezone(dt.UTC).replace(tzinfo=None)
+        except OverflowError:  # e.g. year 1 east of UTC
+            return None
     return stamp
 
 
 # -- headers and records ---------------------------------------------------------------------
 def compile_pattern(service: str, regex: str) -> HeaderFormat:
-    """The service's configured header pattern, checked for a `message` group."""
+    """The service's configured header pattern (matched with a time limit), checked for a `message` group."""
     try:
-        pattern = re.compile(regex)
-    except re.error as exc:
-        raise LogFormatError(f"services.{service}.log_pattern is not a valid regex: {exc}") from exc
+        pattern = compile_timed(regex)
+    except InvalidPattern as exc:
+        raise LogFormatError(f"services.{service}.log_pattern is {exc}") from exc
     if "message" not in pattern.groupindex:
         raise LogFormatError(
             f"services.{service}.log_pattern needs a named group (?P<message>…); it has "
@@ -262,10 +293,13 @@ def _header(
     return parse_timestamp(groups.get("ts"), now), level, message
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def _json_record(line: str, now: dt.datetime) -> tuple[dt.datetime | None, str | None, str]:
     try:
         data = json.loads(line)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nesting deeper than the parser's stack
         return None, level_in_text(line), line
     if not isinstance(data, dict):
         return None, None, line
@@ -274,7 +308,12 @@ def _json_record(line: str, now: dt.datetime) -> tuple[dt.datetime | None, str |
         message = line
     ts = next((data[k] for k in _JSON_TS_KEYS if k in data), None)
     level = next((data[k] for k in _JSON_LEVEL_KEYS if k in data), None)
-    text = message if isinstance(message, str) else json.dumps(message, sort_keys=True)
+    try:
+        text = message if isinstance(message, str) else json.dumps(message, sort_keys=True)
+    except (ValueError, RecursionError):
+        text = line
+    # JSON escapes can spell lone surrogates ("\ud800"), which no UTF-8 column can hold.
+    text = _SURROGATE.sub("\ufffd", text)
     return parse_timestamp(ts, now), normalize_level(level) or level_in_text(text), text
 
 
@@ -306,49 +345,258 @@ def split_records(
     return records
 
 
-# -- files -----------------------------------------------------------------------------------
-def is_log_file(path: Path) -> bool:
-    """A log file or a rotated one, not compressed, not hidden."""
-    name = path.name
+# -- landing folders: listed and opened without following links -----------------------------
+def is_log_name(name: str) -> bool:
+    """A log file's name or a rotated one's, not compressed, not hidden."""
     return (
         not name.startswith(".")
         and not name.lower().endswith(_COMPRESSED)
         and _LOG_NAME.fullmatch(name) is not None
-        and path.is_file()
     )
 
 
-def discover(root: Path | None = None) -> list[tuple[str, Path]]:
-    """(service, path) of every log file under `root/<service>/`, oldest modified first."""
-    root = root or paths.landing_logs()
-    if not root.is_dir():
-        return []
-    found = []
-    for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        for path in folder.iterdir():
-            try:
-                if is_log_file(path):
-                    found.append((folder.name, path, path.stat().st_mtime_ns))
-            except FileNotFoundError:
-                continue
-    found.sort(key=lambda item: (item[2], str(item[1])))
-    return [(service, path) for service, path, _ in found]
+def is_log_file(path: Path) -> bool:
+    """A log file or a rotated one, not compressed, not hidden, and not a symbolic link."""
+    return is_log_name(path.name) and not path.is_symlink() and path.is_file()
 
 
-def _fingerprint(path: Path, size: int) -> tuple[str, int]:
-    length = min(size, FINGERPRINT_BYTES)
-    with path.open("rb") as fh:
-        return hashlib.sha256(fh.read(length)).hexdigest(), length
+def _shown(service: str, name: str | None = None) -> str:
+    """A landing path as it can be quoted in a message: escaped (no control or bidi characters)."""
+    text = service if name is None else f"{service}/{name}"
+    return ascii(text[:120]) + ("..." if len(text) > 120 else "")
 
 
-def _prefix_matches(path: Path, fingerprint: str, length: int) -> bool:
+def _name_problem(name: str, what: str) -> str | None:
+    """Why a folder or file name cannot name a service or log file, or None if it can."""
     try:
-        with path.open("rb") as fh:
-            return hashlib.sha256(fh.read(length)).hexdigest() == fingerprint
+        names.check_name(name, what)
+    except names.UnsafeName as exc:
+        return str(exc)
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return f"{what} {_shown(name)} is not valid UTF-8"
+    return None
+
+
+def _outside(fd: int, real_root: str) -> bool:
+    """Whether an open descriptor's real path lies outside the landing root.
+
+    Opening every component relative to its parent with O_NOFOLLOW already keeps us inside;
+    this asks the kernel where the descriptor really is (Linux /proc), as a second check.
+    """
+    try:
+        target = os.readlink(f"/proc/self/fd/{fd}")
     except OSError:
-        return False
+        return False  # no /proc (macOS): the O_NOFOLLOW chain is the guarantee
+    return not target.startswith(real_root.rstrip(os.sep) + os.sep)
 
 
+def _list_root(root_fd: int) -> tuple[list[str], list[str]]:
+    """Service folder names under the landing root, and why others were skipped."""
+    services, skipped = [], []
+    with os.scandir(root_fd) as entries:
+        for entry in entries:
+            name = entry.name
+            if name.startswith("."):
+                continue
+            if entry.is_symlink():
+                skipped.append(
+                    f"service folder {_shown(name)} is a symbolic link; links are not followed "
+                    "(make it a real folder holding the log files)"
+                )
+            elif not entry.is_dir(follow_symlinks=False):
+                continue
+            elif problem := _name_problem(name, "service"):
+                skipped.append(f"service folder {_shown(name)} skipped, nothing read from it: {problem}")
+            else:
+                services.append(name)
+    return sorted(services), skipped
+
+
+def _list_service(dir_fd: int, service: str) -> tuple[list[str], list[str]]:
+    """Log file names in one service folder, and why others were skipped."""
+    found, skipped = [], []
+    with os.scandir(dir_fd) as entries:
+        for entry in entries:
+            name = entry.name
+            if not is_log_name(name):
+                continue
+            if entry.is_symlink():
+                skipped.append(f"{_shown(service, name)} is a symbolic link; links are not followed")
+            elif not entry.is_file(follow_symlinks=False):
+                continue
+            elif problem := _name_problem(name, "log file name"):
+                skipped.append(f"{_shown(service, name)} skipped: {problem}")
+            else:
+                found.append(name)
+    return sorted(found), skipped
+
+
+def _open_error(exc: OSError, what: str) -> str | None:
+    """The reason to log for a landing entry that could not be opened (None: it just went away)."""
+    if isinstance(exc, FileNotFoundError):
+        return None
+    if exc.errno in (errno.ELOOP, errno.EMLINK):  # EMLINK: what BSDs answer O_NOFOLLOW with
+        return f"{what} was replaced by a symbolic link since it was listed; links are not followed"
+    if exc.errno == errno.ENOTDIR:
+        return f"{what} is no longer a folder; skipped"
+    return f"{what} cannot be opened ({exc.strerror or exc}); skipped"
+
+
+def _open_dir(name: str, parent_fd: int, real_root: str) -> tuple[int | None, str | None]:
+    """A descriptor of the service folder `name` (never through a link), or why there is none."""
+    try:
+        fd = os.open(name, _OPEN_DIR, dir_fd=parent_fd)
+    except OSError as exc:
+        return None, _open_error(exc, f"service folder {_shown(name)}")
+    if _outside(fd, real_root):
+        os.close(fd)
+        return None, f"service folder {_shown(name)} resolves outside the landing folder; skipped"
+    return fd, None
+
+
+def discover(root: Path | None = None) -> list[tuple[str, Path]]:
+    """(service, path) of every log file under `root/<service>/`, oldest modified first; links skipped."""
+    return [(service, path) for service, path, _ in _walk(root or paths.landing_logs())[0]]
+
+
+def _walk(root: Path) -> tuple[list[tuple[str, Path, os.stat_result]], list[str]]:
+    """(service, path, lstat) of every log file, oldest modified first, and what was skipped and why."""
+    if not root.is_dir():
+        return [], []
+    real_root = os.path.realpath(root)
+    found, skipped = [], []
+    root_fd = os.open(root, _OPEN_DIR & ~os.O_NOFOLLOW)  # the root itself is the operator's choice
+    try:
+        services, skipped = _list_root(root_fd)
+        for service in services:
+            dir_fd, problem = _open_dir(service, root_fd, real_root)
+            if dir_fd is None:
+                skipped.extend([problem] if problem else [])
+                continue
+            try:
+                files, skipped_here = _list_service(dir_fd, service)
+                skipped.extend(skipped_here)
+                for name in files:
+                    try:
+                        st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+                    except FileNotFoundError:
+                        continue
+                    if stat.S_ISREG(st.st_mode):
+                        found.append((service, root / service / name, st))
+            finally:
+                os.close(dir_fd)
+    finally:
+        os.close(root_fd)
+    found.sort(key=lambda item: (item[2].st_mtime_ns, str(item[1])))
+    return found, skipped
+
+
+# -- one open descriptor per file: identity, size, first bytes and lines all come from it ----
+@dataclass
+class _OpenFile:
+    """A log file opened once: what is known of it comes from this descriptor only."""
+
+    service: str
+    name: str
+    path: Path
+    fd: int
+    st: os.stat_result
+    prefix: bytes
+
+    @property
+    def identity(self) -> tuple[int, int]:
+        return (self.st.st_dev, self.st.st_ino)
+
+    def look(self) -> None:
+        """Take (again) the size, times and first bytes from the open descriptor."""
+        self.st = os.fstat(self.fd)
+        self.prefix = _pread(self.fd, min(self.st.st_size, FINGERPRINT_BYTES), 0)
+
+    def unchanged(self, end: int) -> bool:
+        """Whether the file still holds what was looked at: same first bytes, at least `end` bytes."""
+        return os.fstat(self.fd).st_size >= end and _pread(self.fd, len(self.prefix), 0) == self.prefix
+
+
+def _pread(fd: int, length: int, offset: int) -> bytes:
+    """Up to `length` bytes at `offset` of an open file (fewer only at its end)."""
+    chunks = []
+    while length > 0:
+        chunk = os.pread(fd, min(length, 1 << 24), offset)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        offset += len(chunk)
+        length -= len(chunk)
+    return b"".join(chunks)
+
+
+def _open_file(
+    service: str, name: str, dir_fd: int, root: Path, real_root: str
+) -> tuple[_OpenFile | None, str | None]:
+    """`name` in the service folder opened without following a link, or why it was not."""
+    what = _shown(service, name)
+    try:
+        fd = os.open(name, _OPEN_FILE, dir_fd=dir_fd)
+    except OSError as exc:
+        return None, _open_error(exc, what)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            os.close(fd)
+            return None, f"{what} is not a regular file; skipped"
+        if _outside(fd, real_root):
+            os.close(fd)
+            return None, f"{what} resolves outside the landing folder; skipped"
+        opened = _OpenFile(service, name, root / service / name, fd, st, b"")
+        opened.look()
+        return opened, None
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _open_service(
+    service: str, root_fd: int, root: Path, real_root: str, seen: set[tuple[int, int]], skipped: list[str]
+) -> list[_OpenFile]:
+    """Every log file of one service, each opened once (one descriptor per identity).
+
+    The folder is listed twice: a copy made by copytruncate rotation just before its original was
+    truncated is then always among the files, so the truncation is never seen without the copy.
+    """
+    dir_fd, problem = _open_dir(service, root_fd, real_root)
+    if dir_fd is None:
+        skipped.extend([problem] if problem else [])
+        return []
+    opened: list[_OpenFile] = []
+    try:
+        reasons: dict[str, None] = {}
+        for _ in range(LISTING_PASSES):
+            files, skipped_here = _list_service(dir_fd, service)
+            reasons.update(dict.fromkeys(skipped_here))
+            for name in files:
+                found, problem = _open_file(service, name, dir_fd, root, real_root)
+                if problem:
+                    reasons[problem] = None
+                if found is None:
+                    continue
+                if found.identity in seen:  # the same file under a second name, or listed again
+                    os.close(found.fd)
+                    continue
+                seen.add(found.identity)
+                opened.append(found)
+        skipped.extend(reasons)
+    except BaseException:
+        for f in opened:
+            os.close(f.fd)
+        raise
+    finally:
+        os.close(dir_fd)
+    return opened
+
+
+# -- offsets ---------------------------------------------------------------------------------
 @dataclass
 class _Offset:
     service: str
@@ -360,15 +608,39 @@ class _Offset:
     byte_offset: int
     line_no: int
     header: str | None
+    updated_at: dt.datetime | None = None
+
+    @property
+    def identity(self) -> tuple[int, int]:
+        return (self.device, self.inode)
+
+    def starts(self, prefix: bytes) -> bool:
+        """Whether `prefix` begins with the bytes this offset was fingerprinted on."""
+        return len(prefix) >= self.fingerprint_bytes and _fingerprint(prefix[: self.fingerprint_bytes])[
+            0
+        ] == (self.fingerprint)
 
 
-def _read_lines(
-    path: Path, start: int, limit: int, consume_partial: bool
+_OFFSET_COLUMNS = (
+    "service, path, device, inode, fingerprint, fingerprint_bytes, byte_offset, line_no, header, updated_at"
+)
+
+
+def _offset_rows(con) -> list[tuple]:
+    return con.execute(
+        f"SELECT {_OFFSET_COLUMNS} FROM log_offsets ORDER BY device, inode, service, path"
+    ).fetchall()
+
+
+def _fingerprint(prefix: bytes) -> tuple[str, int]:
+    """The hash kept with an offset: of a file's first bytes (up to FINGERPRINT_BYTES)."""
+    return hashlib.sha256(prefix).hexdigest(), len(prefix)
+
+
+def _lines_of(
+    data: bytes, start: int, limit: int, consume_partial: bool
 ) -> tuple[list[tuple[int, str]], int]:
-    """Complete lines from byte `start` as (offset, text), and the offset after the last one read."""
-    with path.open("rb") as fh:
-        fh.seek(start)
-        data = fh.read(limit)
+    """Complete lines of `data` (read from byte `start`) as (offset, text), and the offset after them."""
     end = data.rfind(b"\n")
     if end < 0 and len(data) >= limit:
         end = len(data) - 1  # one enormous line: take it whole rather than stall
@@ -393,10 +665,37 @@ def _read_lines(
     return lines, start + consumed
 
 
-def _header_for(service: str, stored: str | None, first_lines: Sequence[str], cfg) -> HeaderFormat | None:
-    configured = cfg.service(service).log_pattern
-    if configured:
-        return compile_pattern(service, configured)
+def _read_lines(
+    opened: _OpenFile, start: int, limit: int, consume_partial: bool
+) -> tuple[list[tuple[int, str]], int]:
+    """Complete lines from byte `start` up to the size looked at, read through the open descriptor."""
+    length = max(0, min(limit, opened.st.st_size - start))
+    return _lines_of(_pread(opened.fd, length, start), start, limit, consume_partial)
+
+
+# -- header patterns: per service, time-limited, never fatal to another service --------------
+@dataclass
+class _ServiceHeader:
+    """A service's configured header pattern for this run, or why it is not used."""
+
+    service: str
+    configured: HeaderFormat | None = None
+    problem: str | None = None
+
+
+def _service_header(service: str, cfg: config_module.Config) -> _ServiceHeader:
+    text = cfg.service(service).log_pattern
+    if not text:
+        return _ServiceHeader(service)
+    try:
+        return _ServiceHeader(service, compile_pattern(service, text))
+    except LogFormatError as exc:
+        return _ServiceHeader(
+            service, problem=f"{exc}; its lines are read with the built-in header detection"
+        )
+
+
+def _builtin_header(stored: str | None, first_lines: Sequence[str]) -> HeaderFormat | None:
     if stored and stored in _FORMATS_BY_NAME:
         return _FORMATS_BY_NAME[stored]
     if stored == "":
@@ -413,100 +712,180 @@ def _header_to_store(fmt: HeaderFormat | None, jsonl: bool, lines_seen: int) -> 
     return "" if lines_seen >= 5 else None
 
 
-def ingest(
-    warehouse_path: str | os.PathLike[str] | None = None,
-    root: Path | None = None,
+def _split(
+    header: _ServiceHeader,
+    opened: _OpenFile,
+    numbered: list[tuple[int, int, str]],
+    stored: str | None,
+    first_lines: Callable[[], list[str]],
     *,
-    cfg: config_module.Config | None = None,
-    now: dt.datetime | None = None,
-    clock: float | None = None,
-) -> LogIngestResult:
-    """Read every appended record under `root` into `log_lines`; offsets and rows commit together.
+    jsonl: bool,
+    now: dt.datetime,
+    warnings: list[str],
+) -> tuple[list[Record], HeaderFormat | None]:
+    """The records of one file's new lines, with the service's pattern while it keeps to its time."""
+    if jsonl:
+        return split_records(numbered, None, jsonl=True, now=now), None
+    if header.configured is not None:
+        try:
+            return split_records(numbered, header.configured, jsonl=False, now=now), header.configured
+        except PatternTooSlow as exc:
+            header.configured = None
+            header.problem = (
+                f"services.{header.service}.log_pattern {exc} in {_shown(opened.service, opened.name)}; "
+                "the service's lines are read with the built-in header detection for the rest of this "
+                "run (simplify the pattern: nested quantifiers such as (a|aa)+ backtrack without end)"
+            )
+            warnings.append(header.problem)
+            log.warning(header.problem)
+    fmt = _builtin_header(stored, [] if stored is not None else first_lines())
+    return split_records(numbered, fmt, jsonl=False, now=now), fmt
 
-    `now` stamps records without a readable time (naive UTC); `clock` is the wall time used to
-    decide whether a file is idle (both default to the present).
-    """
-    import time
 
-    cfg = cfg or config_module.current()
+# -- one run: open and read every file with no connection held, then commit rows and offsets --
+@dataclass
+class _Plan:
+    result: LogIngestResult
+    rows: list[dict]
+    offsets: list[_Offset]
+
+
+@dataclass(frozen=True)
+class _Start:
+    """Where a file's reading starts this run, and the note that explains it."""
+
+    offset: int = 0
+    line_no: int = 0
+    header: str | None = None
+    note: str = ""
+
+
+def _starts(
+    service: str,
+    files: list[_OpenFile],
+    by_identity: dict[tuple[int, int], _Offset],
+    unseen: list[_Offset],
+    opened_identities: set[tuple[int, int]],
+    result: LogIngestResult,
+) -> tuple[dict[tuple[int, int], _Start], set[tuple[int, int]]]:
+    """Where each file of one service starts (files left out wait), and the offsets taken over by copies."""
+    starts: dict[tuple[int, int], _Start] = {}
+    # Offsets whose content is gone from their file (truncated, replaced, or the file is gone):
+    # a new file starting with that content is its copy, read on from where reading stopped.
+    gone: list[_Offset] = []
+    live: list[_OpenFile] = []
+    new: list[_OpenFile] = []
+    for f in files:
+        previous = by_identity.get(f.identity)
+        if previous is None or previous.service != service:
+            new.append(f)
+        elif f.st.st_size < previous.byte_offset:
+            gone.append(previous)
+            starts[f.identity] = _Start(note="truncated: read from the start")
+        elif not previous.starts(f.prefix):
+            gone.append(previous)
+            starts[f.identity] = _Start(note="replaced (new first bytes): read from the start")
+        else:
+            live.append(f)
+            starts[f.identity] = _Start(previous.byte_offset, previous.line_no, previous.header)
+    gone.extend(unseen)
+    consumed: set[tuple[int, int]] = set()
+    for f in new:
+        if f.st.st_size == 0:
+            result.files.append(FileRead(service, f.path))  # nothing to read, nothing to remember yet
+            continue
+        source = next(
+            (
+                o
+                for o in gone
+                if o.fingerprint_bytes > 0 and o.byte_offset <= f.st.st_size and o.starts(f.prefix)
+            ),
+            None,
+        )
+        if source is not None:
+            gone.remove(source)
+            consumed.add(source.identity)
+            how = "truncated" if source.identity in opened_identities else "vanished"
+            note = f"copy of {how} {Path(source.path).name}: read on from its offset"
+            starts[f.identity] = _Start(source.byte_offset, source.line_no, source.header, note)
+            continue
+        original = next((g for g in live if _copy_of_live(f.prefix, g.prefix)), None)
+        if original is not None:
+            note = (
+                f"starts like {original.name}, which is still being written (copytruncate in progress?): "
+                "read once that file is truncated"
+            )
+            result.files.append(FileRead(service, f.path, note=note))
+            continue
+        starts[f.identity] = _Start()
+    return starts, consumed
+
+
+def _plan(
+    opened: list[_OpenFile],
+    stored: list[_Offset],
+    cfg: config_module.Config,
+    now: dt.datetime,
+    clock: float,
+    result: LogIngestResult,
+) -> _Plan:
+    """What this run reads: the rows of every file and where each file's reading stops."""
     settings = cfg.logs
-    root = root or paths.landing_logs()
-    now = now or dt.datetime.now(dt.UTC).replace(tzinfo=None)
-    clock = time.time() if clock is None else clock
-    files = discover(root)
-    result = LogIngestResult()
-    if not files:
-        return result
-    with warehouse.transaction(warehouse_path) as con:
-        stored = [
-            _Offset(*row)
-            for row in con.execute(
-                "SELECT service, path, device, inode, fingerprint, fingerprint_bytes, byte_offset, line_no,"
-                " header FROM log_offsets"
-            ).fetchall()
-        ]
-        by_identity = {(o.device, o.inode): o for o in stored}
-        stats = {}
-        for _, path in files:
-            try:
-                stats[path] = path.stat()
-            except FileNotFoundError:
+    by_identity = {o.identity: o for o in stored}
+    opened_identities = {f.identity for f in opened}
+    # Files first seen now are looked at again after all the known ones: a copy that copytruncate
+    # finished before a truncation we saw is then seen whole.
+    for f in opened:
+        if f.identity not in by_identity:
+            f.look()
+    kept: dict[tuple[int, int], _Offset] = {}
+    consumed: set[tuple[int, int]] = set()
+    rows: list[dict] = []
+    by_service: dict[str, list[_OpenFile]] = {}
+    for f in sorted(opened, key=lambda f: (f.st.st_mtime_ns, str(f.path))):
+        by_service.setdefault(f.service, []).append(f)
+    for service, files in by_service.items():
+        header = _service_header(service, cfg)
+        if header.problem:
+            result.warnings.append(header.problem)
+            log.warning(header.problem)
+        unseen = [o for o in stored if o.service == service and o.identity not in opened_identities]
+        starts, taken = _starts(service, files, by_identity, unseen, opened_identities, result)
+        consumed |= taken
+        for f in files:
+            if f.identity not in starts:
                 continue
-        # Files truncated since the last run: a new file starting with their bytes is their copy.
-        truncated = [
-            o
-            for o in stored
-            for path, st in stats.items()
-            if (st.st_dev, st.st_ino) == (o.device, o.inode) and st.st_size < o.byte_offset
-        ]
-        kept: dict[tuple[int, int], _Offset] = {}
-        rows: list[dict] = []
-        for service, path in files:
-            st = stats.get(path)
-            if st is None:
-                continue
-            identity = (st.st_dev, st.st_ino)
-            read = FileRead(service, path)
+            begin = starts[f.identity]
+            start, line_no = begin.offset, begin.line_no
+            read = FileRead(service, f.path, start_offset=start, note=begin.note)
             result.files.append(read)
-            previous = by_identity.get(identity)
-            start, line_no, header_name = 0, 0, None
-            if previous is not None and previous.service == service:
-                if st.st_size < previous.byte_offset:
-                    read.note = "truncated: read from the start"
-                elif not _prefix_matches(path, previous.fingerprint, previous.fingerprint_bytes):
-                    read.note = "replaced (new first bytes): read from the start"
-                else:
-                    start, line_no, header_name = previous.byte_offset, previous.line_no, previous.header
-            else:
-                for old in truncated:
-                    if (
-                        old.service == service
-                        and old.byte_offset <= st.st_size
-                        and _prefix_matches(path, old.fingerprint, old.fingerprint_bytes)
-                    ):
-                        start, line_no, header_name = old.byte_offset, old.line_no, old.header
-                        read.note = f"copy of truncated {Path(old.path).name}: read on from its offset"
-                        break
-            read.start_offset = start
-            idle = clock - st.st_mtime >= settings.flush_idle_seconds
-            consume_partial = clock - st.st_mtime >= PARTIAL_LINE_IDLE_SECONDS
-            lines, end = _read_lines(path, start, settings.max_bytes_per_file, consume_partial)
-            jsonl = ".jsonl" in path.name or ".ndjson" in path.name
-            if header_name is None and not jsonl:
-                first = lines if start == 0 else _read_lines(path, 0, 64 << 10, False)[0]
-                fmt = _header_for(service, None, [text for _, text in first], cfg)
-            else:
-                fmt = None if jsonl else _header_for(service, header_name, [], cfg)
+            idle = clock - f.st.st_mtime >= settings.flush_idle_seconds
+            consume_partial = clock - f.st.st_mtime >= PARTIAL_LINE_IDLE_SECONDS
+            lines, end = _read_lines(f, start, settings.max_bytes_per_file, consume_partial)
+            jsonl = ".jsonl" in f.name or ".ndjson" in f.name
             numbered = [(line_no + i + 1, offset, text) for i, (offset, text) in enumerate(lines)]
-            records = split_records(numbered, fmt, jsonl=jsonl, now=now)
-            if records and not jsonl and not idle and end >= st.st_size:
+
+            def first_lines(f: _OpenFile = f, start: int = start, lines=lines) -> list[str]:
+                first = lines if start == 0 else _read_lines(f, 0, 64 << 10, False)[0]
+                return [text for _, text in first]
+
+            records, fmt = _split(
+                header, f, numbered, begin.header, first_lines, jsonl=jsonl, now=now, warnings=result.warnings
+            )
+            if records and not jsonl and not idle and end >= f.st.st_size:
                 # The last record may still grow (a stack trace being written): keep it for later.
                 held = records.pop()
                 end = held.byte_offset
                 numbered = [n for n in numbered if n[1] < end]
+            if not f.unchanged(end):
+                read.note = "changed while being read (rotated or truncated): read again next run"
+                previous = by_identity.get(f.identity)
+                if previous is not None and previous.service == service:
+                    kept[f.identity] = previous
+                continue
             read.records = len(records)
             read.bytes_read = end - start
-            relative = str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
+            relative = f"{service}/{f.name}"
             for record in records:
                 ts = record.ts or now
                 rows.append(
@@ -521,63 +900,145 @@ def ingest(
                     }
                 )
                 result.hours.add(ts.replace(minute=0, second=0, microsecond=0))
-            fingerprint, length = _fingerprint(path, st.st_size)
-            kept[identity] = _Offset(
+            fingerprint, length = _fingerprint(f.prefix)
+            kept[f.identity] = _Offset(
                 service,
-                str(path),
-                st.st_dev,
-                st.st_ino,
+                str(f.path),
+                f.st.st_dev,
+                f.st.st_ino,
                 fingerprint,
                 length,
                 end,
                 numbered[-1][0] if numbered else line_no,
                 _header_to_store(fmt, jsonl, len(numbered) + line_no),
             )
-        if rows:
-            frame = pd.DataFrame(rows)
-            frame["ingested_at"] = now
-            con.register("new_log_lines", frame)
-            con.execute(
-                "INSERT INTO log_lines (line_id, ts, service, source_file, line_no, message, level,"
-                " cluster_id, byte_offset, ingested_at)"
-                " SELECT nextval('log_lines_seq'), ts, service, source_file, line_no, message, level, NULL,"
-                " byte_offset, ingested_at FROM new_log_lines"
-            )
-            con.unregister("new_log_lines")
-        result.rows = len(rows)
-        con.execute("DELETE FROM log_offsets")
-        if kept:
-            con.executemany(
-                "INSERT INTO log_offsets VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    # Offsets of files not seen this run stay for a while: a file renamed while the folder was
+    # being listed is read on from its offset next time, not again from the start.
+    for o in stored:
+        if o.identity in kept or o.identity in consumed or o.identity in opened_identities:
+            continue
+        if o.updated_at is not None and now - o.updated_at > OFFSET_RETENTION:
+            continue
+        kept[o.identity] = o
+    result.rows = len(rows)
+    return _Plan(result, rows, list(kept.values()))
+
+
+def _copy_of_live(prefix: bytes, original_prefix: bytes) -> bool:
+    """Whether a new file's first bytes are those of a file still being written (its copy so far)."""
+    length = min(len(prefix), len(original_prefix))
+    return length > 0 and prefix[:length] == original_prefix[:length]
+
+
+def _write(con, plan: _Plan, now: dt.datetime) -> None:
+    if plan.rows:
+        frame = pd.DataFrame(plan.rows)
+        frame["ingested_at"] = now
+        con.register("new_log_lines", frame)
+        con.execute(
+            "INSERT INTO log_lines (line_id, ts, service, source_file, line_no, message, level,"
+            " cluster_id, byte_offset, ingested_at)"
+            " SELECT nextval('log_lines_seq'), ts, service, source_file, line_no, message, level, NULL,"
+            " byte_offset, ingested_at FROM new_log_lines"
+        )
+        con.unregister("new_log_lines")
+    con.execute("DELETE FROM log_offsets")
+    if plan.offsets:
+        con.executemany(
+            f"INSERT INTO log_offsets ({_OFFSET_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
                 [
-                    [
-                        o.service,
-                        o.path,
-                        o.device,
-                        o.inode,
-                        o.fingerprint,
-                        o.fingerprint_bytes,
-                        o.byte_offset,
-                        o.line_no,
-                        o.header,
-                        now,
-                    ]
-                    for o in kept.values()
-                ],
-            )
-    return result
+                    o.service,
+                    o.path,
+                    o.device,
+                    o.inode,
+                    o.fingerprint,
+                    o.fingerprint_bytes,
+                    o.byte_offset,
+                    o.line_no,
+                    o.header,
+                    o.updated_at or now,
+                ]
+                for o in plan.offsets
+            ],
+        )
+
+
+def _open_all(root: Path, result: LogIngestResult) -> list[_OpenFile]:
+    """Every log file under `root`, opened once; skipped entries and why go to `result.skipped`."""
+    real_root = os.path.realpath(root)
+    root_fd = os.open(root, _OPEN_DIR & ~os.O_NOFOLLOW)  # the root itself is the operator's choice
+    opened: list[_OpenFile] = []
+    try:
+        services, skipped = _list_root(root_fd)
+        seen: set[tuple[int, int]] = set()
+        for service in services:
+            opened.extend(_open_service(service, root_fd, root, real_root, seen, skipped))
+    except BaseException:
+        for f in opened:
+            os.close(f.fd)
+        raise
+    finally:
+        os.close(root_fd)
+    for reason in skipped:
+        log.warning("log ingestion: %s", reason)
+    result.skipped.extend(skipped)
+    return opened
+
+
+def ingest(
+    warehouse_path: str | os.PathLike[str] | None = None,
+    root: Path | None = None,
+    *,
+    cfg: config_module.Config | None = None,
+    now: dt.datetime | None = None,
+    clock: float | None = None,
+) -> LogIngestResult:
+    """Read every appended record under `root` into `log_lines`; offsets and rows commit together.
+
+    Files are opened, read and parsed with no warehouse connection held; the transaction then
+    checks that `log_offsets` is still what the run started from (else it reads again, up to
+    COMMIT_ATTEMPTS times) and writes the rows and the new offsets. `now` stamps records without
+    a readable time (naive UTC); `clock` is the wall time used to decide whether a file is idle
+    (both default to the present).
+    """
+    import time
+
+    cfg = cfg or config_module.current()
+    root = root or paths.landing_logs()
+    now = now or dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    clock = time.time() if clock is None else clock
+    if not root.is_dir():
+        return LogIngestResult()
+    for _ in range(COMMIT_ATTEMPTS):
+        result = LogIngestResult()
+        opened = _open_all(root, result)
+        try:
+            if not opened:
+                return result
+            with warehouse.connect(warehouse_path) as con:
+                snapshot = _offset_rows(con)
+            plan = _plan(opened, [_Offset(*row) for row in snapshot], cfg, now, clock, result)
+        finally:
+            for f in opened:
+                os.close(f.fd)
+        with warehouse.transaction(warehouse_path) as con:
+            if _offset_rows(con) != snapshot:
+                continue  # another run moved the offsets meanwhile: read again from its offsets
+            _write(con, plan, now)
+        return plan.result
+    raise LogIngestConflict(
+        f"log_offsets changed while this run read the log files, {COMMIT_ATTEMPTS} times in a row: "
+        "another log ingestion is running at the same time; let one finish (runs of ingest_logs "
+        "share the warehouse pool) and run it again"
+    )
 
 
 def pending_signature(root: Path | None = None) -> dict[str, str]:
     """path → `mtime_ns:size` of every log file: what a sensor compares between ticks."""
-    out = {}
-    for _, path in discover(root):
-        try:
-            st = path.stat()
-        except FileNotFoundError:
-            continue
-        out[str(path)] = f"{st.st_mtime_ns}:{st.st_size}"
-    return out
+    return {
+        str(path): f"{st.st_mtime_ns}:{st.st_size}" for _, path, st in _walk(root or paths.landing_logs())[0]
+    }
 
 
 def records_of(texts: Iterable[str], *, jsonl: bool = False, now: dt.datetime | None = None) -> list[Record]:
