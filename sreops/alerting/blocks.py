@@ -1,6 +1,8 @@
 """Slack messages for incidents: the root (current state, Block Kit), thread replies, notices.
 
 Rendering is pure: it takes alerts, their feedback and log context, and returns text plus blocks.
+Every data-derived string goes through :mod:`sreops.alerting.mrkdwn` on its way in, so a service,
+metric, summary or log template can never become a mention or a link.
 """
 
 from __future__ import annotations
@@ -9,7 +11,9 @@ import datetime as dt
 import os
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote
 
+from sreops.alerting import mrkdwn
 from sreops.alerting.context import LogPattern
 from sreops.alerting.feedback import Feedback
 from sreops.alerting.model import GROUPED_KINDS, SEVERITY_EMOJI, Alert, severity_rank
@@ -46,6 +50,7 @@ class ThreadView:
     members: list[Alert]
     feedback: list[Feedback] = field(default_factory=list)
     log_patterns: list[LogPattern] = field(default_factory=list)
+    owners: list[str] = field(default_factory=list)  # the service's owners from the config
 
     @property
     def primary(self) -> Alert:
@@ -85,28 +90,29 @@ def ui_url() -> str:
 
 
 def dagster_link(alert: Alert) -> tuple[str, str]:
-    """(label, URL) of the run or asset partition behind an alert."""
+    """(label, URL) of the run or asset partition behind an alert; the label is Slack-escaped."""
     base = ui_url()
     details = alert.details
     if details.get("run_id"):
-        return "View run in Dagster", f"{base}/runs/{details['run_id']}"
+        return "View run in Dagster", f"{base}/runs/{quote(str(details['run_id']), safe='')}"
     asset = details.get("asset") or ASSET_OF_KIND.get(alert.kind)
     if not asset:
         return "Open Dagster", f"{base}/runs"
     partition = details.get("partition") or alert.first_minute.replace(
         minute=0, second=0, microsecond=0
     ).strftime(HOURLY_KEY_FORMAT)
-    return f"View {asset} in Dagster", f"{base}/assets/{asset}?view=partitions&partition={partition}"
+    url = f"{base}/assets/{quote(str(asset))}?view=partitions&partition={quote(str(partition), safe=':')}"
+    return f"View {mrkdwn.escape(asset)} in Dagster", url
 
 
 def number(value: Any) -> str:
-    """A measurement, with as many digits as a person reads."""
+    """A measurement, with as many digits as a person reads (Slack-escaped when not a number)."""
     if value is None:
         return "n/a"
     try:
         x = float(value)
     except (TypeError, ValueError):
-        return str(value)
+        return mrkdwn.escape(value)
     if abs(x) >= 100:
         return f"{x:,.0f}"
     if abs(x) >= 10:
@@ -140,8 +146,7 @@ def minutes_text(minutes: int) -> str:
     return f"{hours // 24} d {hours % 24} h"
 
 
-def _clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+_clip = mrkdwn.clip
 
 
 def _mrkdwn(text: str) -> dict[str, Any]:
@@ -158,17 +163,24 @@ def observed_line(alert: Alert) -> str:
     return f"{number(d['observed'])} (expected {band(d.get('expected_low'), d.get('expected_high'))})"
 
 
+def _share(value: Any) -> float | None:
+    try:
+        return None if value is None else float(value)
+    except (TypeError, ValueError):
+        return None
+
+
 def explanation_lines(members: list[Alert], limit: int = 5) -> list[str]:
     """The strongest explanation entries of an incident, one line each."""
     entries = [e for a in members for e in a.explanation]
-    entries.sort(key=lambda e: -(float(e.get("contribution") or 0)))
+    entries.sort(key=lambda e: -(_share(e.get("contribution")) or 0))
     lines = []
     for entry in entries[:limit]:
-        feature = f" {entry['feature']}" if entry.get("feature") else ""
-        share = entry.get("contribution")
-        share_text = f" · {float(share):.0%} of the score" if share is not None and float(share) <= 1 else ""
+        feature = f" {mrkdwn.escape(entry['feature'])}" if entry.get("feature") else ""
+        share = _share(entry.get("contribution"))
+        share_text = f" · {share:.0%} of the score" if share is not None and share <= 1 else ""
         lines.append(
-            f"• `{entry.get('metric', '?')}`{feature}: {number(entry.get('observed'))} vs expected "
+            f"• {mrkdwn.code(entry.get('metric', '?'))}{feature}: {number(entry.get('observed'))} vs expected "
             f"{band(entry.get('expected_low'), entry.get('expected_high'))}{share_text}"
         )
     return lines
@@ -178,7 +190,7 @@ def feedback_line(feedback: list[Feedback], now: dt.datetime) -> str | None:
     """Who acknowledged, snoozed or dismissed this incident."""
     parts = []
     for item in feedback:
-        who = f"<@{item.user_id}>" if item.user_id else (item.user_name or "someone")
+        who = mrkdwn.who(item.user_id, item.user_name)
         if item.action == "ack":
             parts.append(f":eyes: acknowledged by {who}")
         elif item.action == "snooze" and item.snooze_until and item.snooze_until > now:
@@ -226,7 +238,7 @@ def _buttons(alert: Alert, snooze_minutes: int) -> list[dict[str, Any]]:
 def header_text(view: ThreadView) -> str:
     """'🔴 CRITICAL · checkout · anomaly', or the resolved form."""
     primary = view.primary
-    subject = " · ".join(x for x in (primary.service, primary.kind.replace("_", " ")) if x)
+    subject = mrkdwn.escape(" · ".join(x for x in (primary.service, primary.kind.replace("_", " ")) if x))
     if view.firing:
         return f"{SEVERITY_EMOJI[view.severity]} {view.severity.upper()} · {subject}"
     return f":white_check_mark: RESOLVED · {subject} (was {view.severity})"
@@ -243,18 +255,21 @@ def root_message(view: ThreadView, now: dt.datetime, snooze_minutes: int = 60) -
         if ended
         else f"{duration(started, now)}, ongoing"
     )
-    summaries = list(dict.fromkeys(a.summary for a in view.members))
+    summaries = list(dict.fromkeys(mrkdwn.escape(a.summary) for a in view.members))
+    service = mrkdwn.escape(primary.service or "platform")
     fields = [
-        f"*Service*\n{primary.service or 'platform'}",
+        f"*Service*\n{service}",
         f"*Severity*\n{view.severity}",
-        f"*Metrics*\n{', '.join(f'`{m}`' for m in view.metrics) or 'n/a'}",
+        f"*Metrics*\n{', '.join(mrkdwn.code(m) for m in view.metrics) or 'n/a'}",
         f"*Score*\n{view.score:.0f} / 100" if view.score is not None else "*Score*\nn/a",
         f"*Observed vs expected*\n{observed_line(max(view.members, key=lambda a: a.peak_score or 0))}",
         f"*Started*\n{slack_time(started)}",
         f"*Duration*\n{lasted}",
     ]
     if primary.detector:
-        fields.append(f"*Detector*\n{primary.detector}")
+        fields.append(f"*Detector*\n{mrkdwn.escape(primary.detector)}")
+    if view.owners:
+        fields.append(f"*Owners*\n{' '.join(mrkdwn.owner_mention(o) for o in view.owners)}")
     blocks: list[dict[str, Any]] = [
         {
             "type": "header",
@@ -274,9 +289,17 @@ def root_message(view: ThreadView, now: dt.datetime, snooze_minutes: int = 60) -
                 if pattern.new
                 else (f"×{pattern.ratio:.0f} usual rate" if pattern.ratio else "returned")
             )
-            lines.append(f"• `{_clip(pattern.template, 180)}` — {pattern.count} lines ({tag})")
+            lines.append(f"• {mrkdwn.code(_clip(pattern.template, 180))} — {pattern.count} lines ({tag})")
         blocks.append(
             {"type": "section", "text": _mrkdwn("*Log patterns in these minutes*\n" + "\n".join(lines))}
+        )
+    example = primary.details.get("example")
+    if primary.kind == "new_log_pattern" and example:
+        blocks.append(
+            {
+                "type": "section",
+                "text": _mrkdwn("*Example line*\n" + mrkdwn.code_block(_clip(str(example), 500))),
+            }
         )
     label, url = dagster_link(primary)
     actions: list[dict[str, Any]] = _buttons(primary, snooze_minutes) if view.firing else []
@@ -289,16 +312,13 @@ def root_message(view: ThreadView, now: dt.datetime, snooze_minutes: int = 60) -
         }
     )
     blocks.append({"type": "actions", "elements": actions})
-    context = [f"{state} · alert `{primary.alert_id[:8]}` · `{primary.fingerprint}`"]
+    context = [f"{state} · alert {mrkdwn.code(primary.alert_id[:8])} · {mrkdwn.code(primary.fingerprint)}"]
     said = feedback_line(view.feedback, now)
     if said:
         context.insert(0, said)
     blocks.append({"type": "context", "elements": [_mrkdwn(c) for c in context]})
     score = f" (score {view.score:.0f})" if view.score is not None else ""
-    text = (
-        f"[{view.severity.upper() if view.firing else 'RESOLVED'}] {primary.service or 'platform'}: "
-        f"{summaries[0]}{score}"
-    )
+    text = f"[{view.severity.upper() if view.firing else 'RESOLVED'}] {service}: {summaries[0]}{score}"
     return Message(_clip(text, MAX_FALLBACK), blocks)
 
 
@@ -326,33 +346,38 @@ def change_reply(
     `joined` is "grouped" (another incident of the thread's service) or "refire" (its fingerprint again).
     """
     lines = []
+    summary = mrkdwn.escape(alert.summary)
     if joined == "grouped":
-        metrics = ", ".join(f"`{m}`" for m in alert.metrics) or alert.kind
-        lines.append(f":heavy_plus_sign: Also {metrics}: {alert.summary}")
+        metrics = ", ".join(mrkdwn.code(m) for m in alert.metrics) or mrkdwn.escape(alert.kind)
+        lines.append(f":heavy_plus_sign: Also {metrics}: {summary}")
     elif joined == "refire":
-        lines.append(f":rotating_light: Fired again: {alert.summary}")
+        lines.append(f":rotating_light: Fired again: {summary}")
     elif before is not None:
         if before.get("status") == "firing" and not alert.firing:
             lasted = duration(alert.first_minute, alert.resolved_at or now)
             note = alert.details.get("resolution")
-            lines.append(f":white_check_mark: Resolved after {lasted}" + (f": {note}" if note else "."))
+            lines.append(
+                f":white_check_mark: Resolved after {lasted}" + (f": {mrkdwn.escape(note)}" if note else ".")
+            )
         elif before.get("status") == "resolved" and alert.firing:
-            lines.append(f":rotating_light: Re-opened: {alert.summary}")
+            lines.append(f":rotating_light: Re-opened: {summary}")
         if alert.firing and before.get("severity") != alert.severity:
             direction = (
                 "raised" if severity_rank(alert.severity) > severity_rank(before["severity"]) else "lowered"
             )
-            lines.append(f"Severity {direction}: {before.get('severity')} → *{alert.severity}*")
+            lines.append(
+                f"Severity {direction}: {mrkdwn.escape(before.get('severity'))} → *{alert.severity}*"
+            )
         new_metrics = [m for m in alert.metrics if m not in (before.get("metrics") or [])]
         if alert.firing and new_metrics:
-            lines.append("Now also: " + ", ".join(f"`{m}`" for m in new_metrics))
+            lines.append("Now also: " + ", ".join(mrkdwn.code(m) for m in new_metrics))
         if (
             alert.firing
             and not lines
             and alert.summary != before.get("summary")
             and alert.kind not in GROUPED_KINDS
         ):
-            lines.append(f"Update: {alert.summary}")
+            lines.append(f"Update: {summary}")
         old_score, new_score = before.get("score"), alert.peak_score
         if (
             alert.firing
@@ -365,7 +390,7 @@ def change_reply(
     for item in feedback:
         if item.feedback_id in seen:
             continue
-        who = f"<@{item.user_id}>" if item.user_id else (item.user_name or "someone")
+        who = mrkdwn.who(item.user_id, item.user_name)
         if item.action == "ack":
             lines.append(f":eyes: Acknowledged by {who}.")
         elif item.action == "snooze" and item.snooze_until:
@@ -384,16 +409,21 @@ def change_reply(
 
 
 def notice_message(alert: Alert) -> Message:
-    """A one-shot notice (digest, test): the summary and its prepared sections."""
+    """A one-shot notice (digest, test): the summary and its prepared sections.
+
+    `sections` and `footer` are mrkdwn their producer wrote, with its data escaped by
+    :func:`sreops.alerting.mrkdwn.escape` (as the digest does); the summary is escaped here.
+    """
+    title = mrkdwn.escape(alert.summary)
     blocks: list[dict[str, Any]] = [
         {
             "type": "header",
-            "text": {"type": "plain_text", "text": _clip(alert.summary, MAX_HEADER), "emoji": True},
+            "text": {"type": "plain_text", "text": _clip(title, MAX_HEADER), "emoji": True},
         }
     ]
     for section in alert.details.get("sections") or []:
         blocks.append({"type": "section", "text": _mrkdwn(str(section))})
     if alert.details.get("footer"):
         blocks.append({"type": "context", "elements": [_mrkdwn(str(alert.details["footer"]))]})
-    text = alert.summary + "".join(f"\n{s}" for s in alert.details.get("sections") or [])
+    text = title + "".join(f"\n{s}" for s in alert.details.get("sections") or [])
     return Message(_clip(text, MAX_FALLBACK), blocks[:50])

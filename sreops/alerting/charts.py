@@ -114,6 +114,19 @@ def chart_data(con: duckdb.DuckDBPyConnection, members: list[Alert], now: dt.dat
     return ChartData(primary.service, first, last, series, title)
 
 
+def _literal(text: str) -> str:
+    """Data text drawn as written: matplotlib reads `$…$` as math (and fails on bad math)."""
+    return text.replace("$", r"\$")
+
+
+def alt_text(data: ChartData) -> str:
+    """What the chart shows, for readers who cannot see it (plain data text, unescaped)."""
+    return (
+        f"Chart of {data.title}, {data.first:%H:%M}–{data.last:%H:%M} UTC: values per minute, the expected "
+        "band shaded and anomalous minutes in red"
+    )
+
+
 def render_png(data: ChartData) -> bytes:
     """A small PNG: one panel per metric, band shaded, anomalous minutes in red."""
     plt = figures.pyplot()
@@ -124,7 +137,7 @@ def render_png(data: ChartData) -> bytes:
     )
     for ax, item in zip(axes[:, 0], data.series, strict=True):
         minutes = pd.to_datetime(item.frame["minute"])
-        ax.plot(minutes, item.frame["value"], color="#1f77b4", linewidth=1.1, label=item.metric)
+        ax.plot(minutes, item.frame["value"], color="#1f77b4", linewidth=1.1, label=_literal(item.metric))
         if item.band_low is not None and item.band_high is not None:
             ax.fill_between(
                 minutes, item.band_low, item.band_high, color="#2ca02c", alpha=0.15, label=item.band_source
@@ -140,10 +153,10 @@ def render_png(data: ChartData) -> bytes:
                 label="anomalous minutes",
             )
         ax.axvspan(data.first, data.last, color="#d62728", alpha=0.06)
-        ax.set_ylabel(item.metric, fontsize=7)
+        ax.set_ylabel(_literal(item.metric), fontsize=7)
         ax.tick_params(labelsize=7)
         ax.legend(fontsize=6, loc="upper left")
     axes[-1, 0].xaxis.set_major_formatter(mdates.DateFormatter("%H:%M"))
-    axes[0, 0].set_title(f"{data.title} (UTC)", fontsize=9)
+    axes[0, 0].set_title(_literal(f"{data.title} (UTC)"), fontsize=9)
     fig.tight_layout()
     return figures.to_png(fig)

@@ -13,18 +13,24 @@ A 429 pauses every call for its `Retry-After`; other failures back off exponenti
 an alert. A call whose outcome is unknown (an HTTP 500, a timeout, a crash between posting and
 recording) leaves its intent behind, and the next attempt first looks for the message in the
 channel (each post carries its step key in Slack message metadata) instead of posting it again.
+
+One pass at a time holds the outbox, through an OS lock on a file beside the warehouse rather
+than a lease with an expiry: the kernel releases it the moment its holder dies, so after a crash
+the next tick resumes at once (a time lease had to outlast the longest pass, 70 s).
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import fcntl
 import json
 import logging
 import os
 import random
 import time
-import uuid
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
@@ -33,7 +39,7 @@ import pandas as pd
 
 from sreops import config as sreops_config
 from sreops import warehouse
-from sreops.alerting import blocks, charts, context, feedback
+from sreops.alerting import blocks, charts, context, feedback, mrkdwn
 from sreops.alerting.model import GROUPED_KINDS, NOTICE_KINDS, Alert, fetch_alerts
 from sreops.alerting.routing import Router
 from sreops.alerting.slack import AUTH, PERMANENT, RATE_LIMITED, SlackFailure, SlackPoster, make_client
@@ -45,7 +51,6 @@ BATCH_S = 5.0  # results are written back at least this often
 MAX_BACKOFF_S = 60.0
 MAX_AUTH_BACKOFF_S = 900.0
 PERMANENT_RETRY = dt.timedelta(hours=1)
-LEASE_GRACE_S = 30.0
 RECONCILE_LOOKBACK_S = 120.0
 
 
@@ -201,6 +206,25 @@ def _write_state(con: duckdb.DuckDBPyConnection, key: str, value: str, now: dt.d
     )
 
 
+@contextlib.contextmanager
+def _outbox_lock(warehouse_path: str | os.PathLike[str] | None) -> Iterator[bool]:
+    """Hold the outbox for one pass (True), or learn that another live pass holds it (False)."""
+    target = warehouse.resolve(warehouse_path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(target.with_name(target.name + ".delivery.lock"), "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            held = False
+        else:
+            held = True
+        try:
+            yield held
+        finally:
+            if held:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 class Deliverer:
     """One delivery pass over the outbox (the sensor makes one per tick)."""
 
@@ -223,7 +247,6 @@ class Deliverer:
         self.batch_s = batch_s
         self.patience_s = patience_s
         self.pacing_s = self.config.alerting.pacing_seconds
-        self.holder = uuid.uuid4().hex
         self._next_free: dict[str, float] = {}
         self._state = _State()
         # Loaded once per plan, so planning costs a few queries rather than a few per alert.
@@ -243,6 +266,12 @@ class Deliverer:
     # ---- the pass --------------------------------------------------------------------------------
     def run(self, only: list[str] | None = None) -> DeliveryReport:
         """Deliver what is due within the time budget; returns what happened."""
+        with _outbox_lock(self.path) as held:
+            if not held:
+                return DeliveryReport(note="another delivery pass holds the outbox")
+            return self._run(only)
+
+    def _run(self, only: list[str] | None) -> DeliveryReport:
         report = DeliveryReport()
         deadline = self.clock.monotonic() + self.budget_s
         try:
@@ -252,23 +281,18 @@ class Deliverer:
                 patience_s=self.patience_s,
                 snooze_minutes=self.config.alerting.snooze_minutes,
             )
-        except (warehouse.WarehouseLockedError, OSError, ValueError) as exc:
+        except (warehouse.WarehouseLockedError, OSError, duckdb.Error) as exc:
+            # Bad lines are set aside by the drain itself; this is the warehouse or disk failing.
             log.warning("button feedback stays spooled for the next pass: %s", exc)
         if self.poster is not None:
             self.poster.channel_ids()  # listed now, not while the warehouse is held
         batch: list[Work] = []
-        leased = False
         while True:
             with warehouse.transaction(self.path, patience_s=self.patience_s) as con:
                 now = self.clock.now()
                 if batch:
                     self._record(con, batch, now, report)
                     batch = []
-                if not leased:
-                    leased = self._acquire_lease(con, now)
-                    if not leased:
-                        report.note = "another delivery pass holds the outbox"
-                        break
                 self._load_state(con)
                 stop = self.clock.monotonic() >= deadline
                 if self._state.paused_until and self._state.paused_until > now:
@@ -277,28 +301,11 @@ class Deliverer:
                 if not stop:
                     batch = self._plan(con, now, only, report)
                 if not batch:
-                    self._release_lease(con)
                     break
             self._execute(batch, deadline, report)
         return report
 
-    # ---- lease and global state -------------------------------------------------------------------
-    def _acquire_lease(self, con: duckdb.DuckDBPyConnection, now: dt.datetime) -> bool:
-        current = _read_state(con).get("lease")
-        if current:
-            lease = json.loads(current)
-            until = dt.datetime.fromisoformat(lease["until"])
-            if lease["holder"] != self.holder and until > now:
-                return False
-        until = now + dt.timedelta(seconds=self.budget_s + LEASE_GRACE_S)
-        _write_state(con, "lease", json.dumps({"holder": self.holder, "until": until.isoformat()}), now)
-        return True
-
-    def _release_lease(self, con: duckdb.DuckDBPyConnection) -> None:
-        con.execute(
-            "DELETE FROM alert_delivery_state WHERE key = 'lease' AND value LIKE ?", [f'%"{self.holder}"%']
-        )
-
+    # ---- global state -----------------------------------------------------------------------------
     def _load_state(self, con: duckdb.DuckDBPyConnection) -> None:
         raw = _read_state(con)
         paused = raw.get("paused_until")
@@ -424,7 +431,13 @@ class Deliverer:
             first = min(m.first_minute for m in members)
             last = max(m.last_minute for m in members)
             patterns = context.log_patterns(con, primary.service, first, last, tables=self._tables)
-        return blocks.ThreadView(members, [f for m in members for f in fb.get(m.alert_id, [])], patterns)
+        service = self.config.services.get(primary.service or "")
+        return blocks.ThreadView(
+            members,
+            [f for m in members for f in fb.get(m.alert_id, [])],
+            patterns,
+            owners=list(service.owners) if service is not None else [],
+        )
 
     def _work_for(
         self,
@@ -693,12 +706,19 @@ class Deliverer:
                 step.message_ts = work.thread[1]
             elif step.kind == "chart":
                 assert work.thread is not None and step.chart is not None
-                title = f"{step.chart.title} · alert {work.alert.alert_id[:8]} r{work.alert.revision}"
+                title = mrkdwn.escape(
+                    f"{step.chart.title} · alert {work.alert.alert_id[:8]} r{work.alert.revision}"
+                )
                 found = self._reconcile(step, work.thread[0], work.thread[1], title)
                 if not found:
                     png = charts.render_png(step.chart)
                     poster.upload_png(
-                        work.thread[0], work.thread[1], png, f"{work.alert.alert_id[:8]}.png", title
+                        work.thread[0],
+                        work.thread[1],
+                        png,
+                        f"{work.alert.alert_id[:8]}.png",
+                        title,
+                        alt_txt=mrkdwn.escape(charts.alt_text(step.chart)),
                     )
                 step.message_ts = found or work.thread[1]
             step.state = "done"

@@ -12,7 +12,7 @@ import os
 import duckdb
 
 from sreops import warehouse
-from sreops.alerting import outbox
+from sreops.alerting import mrkdwn, outbox
 from sreops.alerting.blocks import duration, number
 from sreops.alerting.feedback import precision_by_detector
 from sreops.alerting.model import (
@@ -49,8 +49,8 @@ def _incidents(con: duckdb.DuckDBPyConnection, since: dt.datetime, now: dt.datet
         state = "still firing" if alert.firing else f"resolved after {lasted}"
         score = f", score {number(alert.peak_score)}" if alert.peak_score is not None else ""
         lines.append(
-            f"• {SEVERITY_EMOJI.get(alert.severity, '')} *{alert.service or 'platform'}*: "
-            f"{alert.summary} ({state}{score})"
+            f"• {SEVERITY_EMOJI.get(alert.severity, '')} *{mrkdwn.escape(alert.service or 'platform')}*: "
+            f"{mrkdwn.escape(alert.summary)} ({state}{score})"
         )
     head = (
         f"*Incidents*: {len(alerts)} in the last 24 h across {len(services)} service(s), "
@@ -64,7 +64,7 @@ def _precision(con: duckdb.DuckDBPyConnection) -> list[str]:
     if not rows:
         return []
     lines = [
-        f"• {r['detector']}: {r['precision']:.0%} real ({r['real']} of {r['labelled']} labelled; "
+        f"• {mrkdwn.escape(r['detector'])}: {r['precision']:.0%} real ({r['real']} of {r['labelled']} labelled; "
         f"{r['incidents']} incidents)"
         for r in rows
     ]
@@ -83,8 +83,8 @@ def _capacity(con: duckdb.DuckDBPyConnection) -> list[str]:
     if not rows:
         return []
     lines = [
-        f"• *{svc}*: {replicas} replicas {start:%a %H:%M}–{end:%H:%M} UTC (forecast peak {number(peak)})"
-        + (f": {reason}" if reason else "")
+        f"• *{mrkdwn.escape(svc)}*: {replicas} replicas {start:%a %H:%M}–{end:%H:%M} UTC"
+        f" (forecast peak {number(peak)})" + (f": {mrkdwn.escape(reason)}" if reason else "")
         for svc, start, end, replicas, peak, reason in rows
     ]
     return ["*Capacity recommendations*\n" + "\n".join(lines)]
@@ -101,7 +101,10 @@ def _log_patterns(con: duckdb.DuckDBPyConnection, since: dt.datetime) -> list[st
     ).fetchall()
     if not rows:
         return []
-    lines = [f"• *{svc}*: `{str(template)[:160]}` ({size} lines)" for svc, template, size in rows]
+    lines = [
+        f"• *{mrkdwn.escape(svc)}*: {mrkdwn.code(str(template)[:160])} ({size} lines)"
+        for svc, template, size in rows
+    ]
     return ["*New log patterns*\n" + "\n".join(lines)]
 
 
@@ -112,7 +115,7 @@ def _delivery(con: duckdb.DuckDBPyConnection, since: dt.datetime) -> str:
             [since],
         ).fetchall()
     )
-    shown = ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "nothing"
+    shown = ", ".join(f"{n} {mrkdwn.escape(status)}" for status, n in sorted(counts.items())) or "nothing"
     return f"Delivery in the last 24 h: {shown}. `sreops alerts list` shows every alert."
 
 

@@ -6,19 +6,28 @@ Slack POSTs `payload=<json>` to the app's Request URL with `X-Slack-Request-Time
 five minutes off, is refused with 401. Accepted presses are spooled durably and answered at once
 (Slack wants a reply within 3 s); a worker writes them into `alert_feedback`, and the next
 delivery pass updates the message.
+
+The endpoint is a small http.server with bounded patience, kept rather than slack-bolt's HTTP
+path after measuring both (docs/reliability.md): requests are parsed only after their signature
+checks out, bodies need a valid Content-Length within MAX_BODY_BYTES, every connection has a
+deadline (a watchdog closes slow or idle ones), and a fixed pool of worker threads serves them
+(connections beyond what the pool and its queue hold are answered 503 at once).
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import logging
 import os
+import socket
 import threading
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
@@ -32,6 +41,10 @@ log = logging.getLogger(__name__)
 
 PATH = "/slack/interactivity"
 MAX_BODY_BYTES = 1_000_000
+WORKERS = 8  # threads serving requests; Slack sends a press at a time per user
+QUEUED = 32  # accepted connections waiting for a worker; beyond this, 503 at once
+REQUEST_DEADLINE_S = 5.0  # a connection's whole life: Slack gives up after 3 s anyway
+IO_TIMEOUT_S = 2.0  # one read or write on the socket
 ACTIONS = {blocks.ACTION_ACK: "ack", blocks.ACTION_SNOOZE: "snooze", blocks.ACTION_NOT_ANOMALY: "not_anomaly"}
 
 
@@ -97,26 +110,40 @@ class Press:
         }
 
 
-def presses(payload: dict[str, Any]) -> list[Press]:
-    """The feedback presses in a `block_actions` payload (other payloads and buttons are ignored)."""
-    if payload.get("type") != "block_actions":
+def _str(value: Any, limit: int = feedback.MAX_ID_CHARS) -> str | None:
+    return value if isinstance(value, str) and 0 < len(value) <= limit else None
+
+
+def _whole(text: str) -> bool:
+    return text.isascii() and text.isdigit()
+
+
+def presses(payload: Any) -> list[Press]:
+    """The feedback presses in a `block_actions` payload (other payloads, buttons and odd shapes are ignored)."""
+    if not isinstance(payload, dict) or payload.get("type") != "block_actions":
         return []
-    user = payload.get("user") or {}
+    user = payload.get("user") if isinstance(payload.get("user"), dict) else {}
+    actions = payload.get("actions") if isinstance(payload.get("actions"), list) else []
     found = []
-    for action in payload.get("actions") or []:
-        kind = ACTIONS.get(action.get("action_id"))
-        value = action.get("value") or ""
-        if kind is None or not value:
+    for action in actions:
+        if not isinstance(action, dict):
+            continue
+        kind = ACTIONS.get(action.get("action_id")) if isinstance(action.get("action_id"), str) else None
+        value = _str(action.get("value"), 2 * feedback.MAX_ID_CHARS)
+        if kind is None or value is None:
             continue
         alert_id, _, minutes = value.partition("|")
+        if not _str(alert_id):
+            continue
         found.append(
             Press(
                 alert_id=alert_id,
                 action=kind,
-                user_id=user.get("id"),
-                user_name=user.get("username") or user.get("name"),
-                action_ts=str(action.get("action_ts") or ""),
-                snooze_minutes=int(minutes) if minutes.isdigit() else None,
+                user_id=_str(user.get("id")),
+                user_name=_str(user.get("username"), feedback.MAX_NAME_CHARS)
+                or _str(user.get("name"), feedback.MAX_NAME_CHARS),
+                action_ts=str(action.get("action_ts") or "")[:64],
+                snooze_minutes=feedback.snooze_length(minutes) if _whole(minutes) else None,
             )
         )
     return found
@@ -133,24 +160,131 @@ def handle(
     """Verify and spool one interactivity request; returns (HTTP status, body)."""
     if not verified(secret, body, headers, now):
         return 401, "invalid Slack signature"
-    form = parse_qs(body.decode("utf-8", errors="replace"))
-    raw = (form.get("payload") or [""])[0]
     try:
-        payload = json.loads(raw)
-    except json.JSONDecodeError:
-        return 400, "expected a form field 'payload' holding JSON"
+        form = parse_qs(body.decode("utf-8"), max_num_fields=20)
+        payload = json.loads((form.get("payload") or [""])[0])
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return 400, "expected a form field 'payload' holding a JSON object"
+    if not isinstance(payload, dict):
+        return 400, "expected a form field 'payload' holding a JSON object"
     at = dt.datetime.fromtimestamp(now if now is not None else time.time(), dt.UTC).replace(tzinfo=None)
-    for press in presses(payload):
-        feedback.spool(press.spool_entry(at), spool_path)
-        log.info("feedback %s on alert %s by %s", press.action, press.alert_id[:8], press.user_name)
+    try:
+        for press in presses(payload):
+            feedback.spool(press.spool_entry(at), spool_path)
+            log.info("feedback %s on alert %s by %s", press.action, press.alert_id[:8], press.user_name)
+    except OSError as exc:
+        log.error("cannot spool feedback (Slack will retry): %s", exc)
+        return 503, "feedback could not be stored; try again"
     return 200, ""
+
+
+def content_length(values: list[str]) -> tuple[int | None, int, str]:
+    """(length, 0, "") for one valid Content-Length header, else (None, HTTP status, why)."""
+    if not values:
+        return None, 411, "a Content-Length header is required"
+    if len(set(v.strip() for v in values)) != 1:
+        return None, 400, "conflicting Content-Length headers"
+    text = values[0].strip()
+    if not (text.isascii() and text.isdigit()) or len(text) > 12:
+        return None, 400, "Content-Length must be a non-negative whole number"
+    length = int(text)
+    if length > MAX_BODY_BYTES:
+        return None, 413, f"request body over {MAX_BODY_BYTES} bytes"
+    return length, 0, ""
+
+
+class _Watchdog:
+    """One thread that closes connections past their deadline, so no worker waits on a client forever."""
+
+    def __init__(self) -> None:
+        self._deadlines: dict[socket.socket, float] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="interactivity-watchdog", daemon=True)
+        self._thread.start()
+
+    def watch(self, sock: socket.socket, seconds: float) -> None:
+        with self._lock:
+            self._deadlines[sock] = time.monotonic() + seconds
+
+    def forget(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._deadlines.pop(sock, None)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.1):
+            now = time.monotonic()
+            with self._lock:
+                late = [s for s, d in self._deadlines.items() if d <= now]
+                for sock in late:
+                    del self._deadlines[sock]
+            for sock in late:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)  # the worker's pending read returns at once
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+class _BoundedServer(HTTPServer):
+    """An HTTPServer whose connections are served by a fixed pool of threads, each under a deadline."""
+
+    daemon_threads = True
+    request_queue_size = 64
+
+    def __init__(
+        self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler], deadline_s: float
+    ) -> None:
+        super().__init__(address, handler)
+        self.deadline_s = deadline_s
+        self._pool = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="interactivity")
+        self._slots = threading.BoundedSemaphore(WORKERS + QUEUED)
+        self.watchdog = _Watchdog()
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self._slots.acquire(blocking=False):
+            self._refuse(request)
+            return
+        self.watchdog.watch(request, self.deadline_s)
+        self._pool.submit(self._serve, request, client_address)
+
+    def _serve(self, request: Any, client_address: Any) -> None:
+        try:
+            self.finish_request(request, client_address)
+        except Exception:  # one broken connection must not take the worker down
+            log.debug("interactivity: connection from %s failed", client_address, exc_info=True)
+        finally:
+            self.watchdog.forget(request)
+            self.shutdown_request(request)
+            self._slots.release()
+
+    def _refuse(self, request: Any) -> None:
+        try:
+            request.settimeout(0.2)
+            request.sendall(
+                b"HTTP/1.0 503 Service Unavailable\r\nContent-Length: 5\r\nRetry-After: 1\r\n\r\nbusy\n"
+            )
+        except OSError:
+            pass
+        self.shutdown_request(request)
+
+    def server_close(self) -> None:
+        super().server_close()
+        self.watchdog.stop()
+        self._pool.shutdown(wait=False, cancel_futures=True)
 
 
 class InteractivityServer:
     """The HTTP endpoint plus a worker that moves spooled presses into the warehouse."""
 
     def __init__(
-        self, host: str, port: int, secret: str, warehouse_path: str | None = None, drain_every_s: float = 1.0
+        self,
+        host: str,
+        port: int,
+        secret: str,
+        warehouse_path: str | None = None,
+        drain_every_s: float = 1.0,
+        deadline_s: float = REQUEST_DEADLINE_S,
     ) -> None:
         self.secret = secret
         self.warehouse_path = warehouse_path
@@ -160,32 +294,59 @@ class InteractivityServer:
         server = self
 
         class Handler(BaseHTTPRequestHandler):
+            timeout = IO_TIMEOUT_S  # each socket read and write
+            protocol_version = "HTTP/1.0"  # one request per connection: nothing idles between requests
+
             def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
-                length = int(self.headers.get("Content-Length") or 0)
-                if self.path.split("?")[0] != PATH or length > MAX_BODY_BYTES:
-                    self._reply(404 if length <= MAX_BODY_BYTES else 413, "not found")
+                if self.path.split("?")[0] != PATH:
+                    self._reply(404, "not found")
                     return
-                status, text = handle(self.rfile.read(length), dict(self.headers.items()), server.secret)
+                if self.headers.get("Transfer-Encoding"):
+                    self._reply(501, "send the body with a Content-Length, not Transfer-Encoding")
+                    return
+                length, status, why = content_length(self.headers.get_all("Content-Length") or [])
+                if length is None:
+                    self._reply(status, why)
+                    return
+                body = self._read(length)
+                if body is None:
+                    return
+                status, text = handle(body, dict(self.headers.items()), server.secret)
                 self._reply(status, text)
                 if status == 200:
                     server._wake.set()
+
+            def _read(self, length: int) -> bytes | None:
+                try:
+                    body = self.rfile.read(length)
+                except OSError:  # timed out, or closed by the watchdog: nothing to answer
+                    self.close_connection = True
+                    return None
+                if len(body) != length:
+                    self._reply(400, "request body shorter than its Content-Length")
+                    return None
+                return body
 
             def do_GET(self) -> None:  # noqa: N802
                 self._reply(200 if self.path == "/healthz" else 404, "ok" if self.path == "/healthz" else "")
 
             def _reply(self, status: int, text: str) -> None:
                 data = text.encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "text/plain; charset=utf-8")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", "text/plain; charset=utf-8")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.send_header("Connection", "close")
+                    self.end_headers()
+                    self.wfile.write(data)
+                except OSError:
+                    pass
+                self.close_connection = True
 
             def log_message(self, format: str, *args: Any) -> None:
                 log.debug("interactivity: " + format, *args)
 
-        self.httpd = ThreadingHTTPServer((host, port), Handler)
-        self.httpd.daemon_threads = True
+        self.httpd = _BoundedServer((host, port), Handler, deadline_s)
         self._worker = threading.Thread(target=self._drain_loop, name="feedback-drain", daemon=True)
 
     @property
@@ -202,6 +363,8 @@ class InteractivityServer:
                 feedback.drain_spool(self.warehouse_path, now, patience_s=10.0)
             except (warehouse.WarehouseLockedError, OSError) as exc:
                 log.warning("feedback stays spooled (warehouse busy): %s", exc)
+            except Exception:  # the worker outlives any failure: the spool keeps what it could not store
+                log.exception("feedback drain failed; the spool keeps its entries for the next try")
             self._stop.wait(self.drain_every_s)
 
     def start(self) -> InteractivityServer:

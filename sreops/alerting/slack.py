@@ -224,8 +224,16 @@ class SlackPoster:
             "chat.update", self.client.chat_update, channel=channel_id, ts=ts, text=text, blocks=blocks
         )
 
-    def upload_png(self, channel_id: str, thread_ts: str, png: bytes, filename: str, title: str) -> str:
-        """Upload a PNG into a thread (files_upload_v2); returns the file id."""
+    def upload_png(
+        self,
+        channel_id: str,
+        thread_ts: str,
+        png: bytes,
+        filename: str,
+        title: str,
+        alt_txt: str | None = None,
+    ) -> str:
+        """Upload a PNG into a thread (files_upload_v2); returns the file id. Texts come Slack-escaped."""
         response = self._call(
             "files_upload_v2",
             self.client.files_upload_v2,
@@ -234,6 +242,7 @@ class SlackPoster:
             content=png,
             filename=filename,
             title=title,
+            alt_txt=alt_txt,
         )
         file = response.get("file") or {}
         return file.get("id", "")

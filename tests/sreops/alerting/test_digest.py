@@ -65,5 +65,5 @@ def test_digest_includes_capacity_and_new_log_patterns_when_those_tables_exist(
     body = "\n".join(sections)
     assert "None in the last 24 h" in body
     assert "*api*: 6 replicas Fri 08:00–12:00 UTC (forecast peak 540): peak at 10:00" in body
-    assert "`timeout calling <*>` (42 lines)" in body
+    assert "`timeout calling &lt;*&gt;` (42 lines)" in body  # escaped: Slack shows <*>
     assert title.startswith(":newspaper: SRE daily digest")

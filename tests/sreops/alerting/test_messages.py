@@ -203,7 +203,7 @@ def test_log_context_names_new_and_surging_patterns(log_tables) -> None:
     ]
     assert found[1].ratio == pytest.approx(20.0)
     message = blocks.root_message(blocks.ThreadView([incident()], [], found), NOW)
-    assert "connection refused to db <*>" in text_of(message) and "(new)" in text_of(message)
+    assert "connection refused to db &lt;*&gt;" in text_of(message) and "(new)" in text_of(message)
 
 
 def test_no_log_tables_means_no_log_section(warehouse_path) -> None:
