@@ -9,8 +9,7 @@ from assets.metadata import line_plot, png, preview
 from assets.partitions import hourly_partitions
 from assets.resources import WarehouseResource
 from sreops import config
-from sreops.ingest import logfiles
-from sreops.logs import pipeline, store
+from sreops.logs import run
 
 COUNTS_MATCH_LINES = "counts_match_lines"
 
@@ -18,7 +17,7 @@ COUNTS_MATCH_LINES = "counts_match_lines"
 @dg.asset(group_name="logs", pool="warehouse", kinds={"duckdb"})
 def log_lines(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     """Records appended to the files under landing/logs/<service>/ since the last run, each once."""
-    result = logfiles.ingest(warehouse.path)
+    result = run.ingest(warehouse.path)
     for read in result.files:
         if read.note:
             context.log.info(f"{read.path.name}: {read.note}")
@@ -50,23 +49,25 @@ def log_lines(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -
 @dg.asset(group_name="logs", pool="warehouse", kinds={"duckdb"}, deps=[log_lines])
 def log_clusters(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     """Each pending log line's cluster (streaming, embedding-assisted); new WARN+ patterns raise alerts."""
-    run = pipeline.cluster_pending(warehouse.path, cfg=config.current())
+    clustered = run.cluster_pending(warehouse.path, cfg=config.current())
     table = pd.DataFrame(
         [
             {"service": s.service, "lines": s.lines, "clusters": s.clusters, "new": len(s.new_clusters),
              "merges": s.merges, "alerts": s.alerts}
-            for s in run.services
+            for s in clustered.services
         ]
     )  # fmt: skip
-    top = store.top_clusters(warehouse.path, limit=15)
-    context.log.info(f"clustered {run.lines} lines, {run.new_clusters} new clusters, {run.alerts} alerts")
+    top = run.top_clusters(warehouse.path, limit=15)
+    context.log.info(
+        f"clustered {clustered.lines} lines, {clustered.new_clusters} new clusters, {clustered.alerts} alerts"
+    )
     return dg.MaterializeResult(
         metadata={
-            "lines": run.lines,
-            "new_clusters": run.new_clusters,
-            "new_pattern_alerts": run.alerts,
-            "embedded_texts": run.embedded,
-            "hours_marked": len(run.hours),
+            "lines": clustered.lines,
+            "new_clusters": clustered.new_clusters,
+            "new_pattern_alerts": clustered.alerts,
+            "embedded_texts": clustered.embedded,
+            "hours_marked": len(clustered.hours),
             "services": preview(table, rows=30),
             "largest_clusters": preview(top[["service", "size", "max_level", "template"]], rows=15),
         }
@@ -93,13 +94,9 @@ def log_cluster_counts_1m(context: dg.AssetExecutionContext, warehouse: Warehous
     window = context.partition_time_window
     start = window.start.replace(tzinfo=None)
     end = window.end.replace(tzinfo=None)
-    builds = []
-    hour = start
-    while hour < end:
-        builds.append(store.build_counts_hour(warehouse.path, hour))
-        hour += dt.timedelta(hours=1)
+    builds = run.recount_hours(warehouse.path, start, end)
     last = builds[-1]
-    frame = store.read_counts(warehouse.path, last.hour, last.hour + dt.timedelta(hours=1))
+    frame = run.read_counts(warehouse.path, last.hour, last.hour + dt.timedelta(hours=1))
     metadata: dict = {
         "hours": len(builds),
         "rows": sum(b.rows for b in builds),
@@ -118,7 +115,7 @@ def log_cluster_counts_1m(context: dg.AssetExecutionContext, warehouse: Warehous
             "lines per minute of the busiest patterns",
         )
     yield dg.MaterializeResult(metadata=metadata)
-    counted, clustered = store.counts_match_lines(warehouse.path, start, end)
+    counted, clustered = run.counts_match_lines(warehouse.path, start, end)
     yield dg.AssetCheckResult(
         check_name=COUNTS_MATCH_LINES,
         passed=counted == clustered,

@@ -29,31 +29,42 @@ event with two user names (0.6–0.9); assigning Loghub lines to the nearest tem
 scores a mean GA of 0.90 at best against 0.99 for the rules above; and the embedding gate on
 rule 4 changes no Loghub score while one model call costs as much as clustering thousands of
 lines. The model's place is after clustering: each new cluster's nearest known pattern
-(`sreops.logs.pipeline`), with every vector cached in the warehouse.
+(`sreops.logs.batch`), with every vector cached in the warehouse.
 
 Cluster ids are content-derived (namespace and the first masked text of the cluster), so the same
 stream gives the same ids in every run, and a merged cluster keeps pointing at the one that
-absorbed it (`merged_into`). State is a list of `Cluster` records: `snapshot()` and `restore()`.
+absorbed it (`merged_into`). State is a list of `Cluster` records (`sreops.logs.state`):
+`snapshot()` and `restore()`. The token rules live in `sreops.logs.slots`, rule 4's alignment in
+`sreops.logs.alignment`, and the end-of-batch review in `sreops.logs.review`.
 """
 
 from __future__ import annotations
 
-import hashlib
-import re
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
 
+from sreops.logs.alignment import align
+from sreops.logs.embedding import Embedder
 from sreops.logs.masking import PLACEHOLDER, mask
-
-GENERAL = "\x00"  # a generalised part of a template token: matches any text
-SPAN = "\x01"  # a variable-length run of tokens: matches one or more masked values
+from sreops.logs.review import SlotReview
+from sreops.logs.slots import (
+    GENERAL,
+    SPAN,
+    as_slot,
+    cluster_id_for,
+    embedding_text,
+    fits_slot,
+    generalize,
+    is_anchor,
+    proves_slot,
+    shape_of,
+)
+from sreops.logs.state import Cluster, Merge
 
 RECENT_LINES = 100_000  # raw lines whose masked text is remembered (about 20 MB at most)
-MAX_REVIEWED = 12  # variants of one slot embedded in a review (the rest follow the first ones)
-_SHAPE = re.compile(r"[^\s=:,;()\[\]{}<>\"'|#@]+")
 
 
 @dataclass(frozen=True)
@@ -72,167 +83,7 @@ class ClusteringConfig:
     review_many_below: float = 0.90  # min_distinct_values or more: merge below this
 
 
-@dataclass(eq=False)
-class Cluster:
-    """One event pattern: its template tokens and how many messages it holds."""
-
-    cluster_id: str
-    seq: int
-    tokens: list[str]
-    origin: str
-    size: int = 0
-    merged_into: str | None = None
-
-    @property
-    def template(self) -> str:
-        """The readable template: constant text with `<*>` for each variable part."""
-        return render(self.tokens)
-
-
-@dataclass(frozen=True)
-class Merge:
-    """Cluster `absorbed` was merged into `into` (both ids stay valid; `absorbed` resolves to `into`)."""
-
-    absorbed: str
-    into: str
-
-
-class Embedder:
-    """Maps texts to L2-normalised vectors; see `sreops.logs.embedding` for the implementations."""
-
-    model_name: str = "none"
-
-    def encode(self, texts: Sequence[str]) -> np.ndarray:  # pragma: no cover - interface
-        raise NotImplementedError
-
-
-def render(tokens: Sequence[str]) -> str:
-    """Template tokens as text, with every generalised part shown as `<*>`."""
-    return " ".join(tokens).replace(SPAN, PLACEHOLDER).replace(GENERAL, PLACEHOLDER)
-
-
-_VALUE_RUN = re.compile(r"<\*>(?:\s+<\*>)+")
-
-
-def embedding_text(masked: str) -> str:
-    """What gets embedded: the masked text with runs of values made one (the count of values in a
-    list says nothing about the event) and spacing collapsed."""
-    return _VALUE_RUN.sub(PLACEHOLDER, " ".join(masked.split()))
-
-
-def cluster_id_for(namespace: str, origin: str) -> str:
-    """A stable id: the same namespace and first masked text always give the same id."""
-    digest = hashlib.blake2b(f"{namespace}\x1f{origin}".encode(), digest_size=6).hexdigest()
-    return f"c{digest}"
-
-
-_LIST = re.compile(r"w(?:[,;]w)+")
-
-
-def _shape(token: str) -> str:
-    """The punctuation skeleton of a token (`tag="x",` → `w="w",`): values of one slot share it.
-
-    A comma-separated list of values has the skeleton of one value (`a,b,c` → `w`): one variable
-    written as a single value or as a list is one slot.
-    """
-    return _LIST.sub("w", _SHAPE.sub("w", token.replace(PLACEHOLDER, "w")))
-
-
-_SLOT_PATTERNS: dict[str, re.Pattern[str]] = {}
-
-
-def _fits(pattern: str, token: str) -> bool:
-    """Whether `token` fits a template token whose generalised parts match any text."""
-    if pattern == token:
-        return True
-    if GENERAL not in pattern:
-        return False
-    if pattern.count(GENERAL) == 1:
-        prefix, _, suffix = pattern.partition(GENERAL)
-        return len(token) >= len(prefix) + len(suffix) and token.startswith(prefix) and token.endswith(suffix)
-    compiled = _SLOT_PATTERNS.get(pattern)
-    if compiled is None:
-        compiled = re.compile(".*".join(re.escape(part) for part in pattern.split(GENERAL)), re.DOTALL)
-        if len(_SLOT_PATTERNS) > 10_000:
-            _SLOT_PATTERNS.clear()
-        _SLOT_PATTERNS[pattern] = compiled
-    return compiled.fullmatch(token) is not None
-
-
-def _anchor(token: str) -> bool:
-    """A token that names something: a letter outside its values (`iar`, `cr:<*>`, not `<*>` or `-`)."""
-    text = token.replace(PLACEHOLDER, "").replace(GENERAL, "").replace(SPAN, "")
-    return any(ch.isalpha() for ch in text)
-
-
-def _is_value(token: str) -> bool:
-    return PLACEHOLDER in token or GENERAL in token or SPAN in token
-
-
-def _slot(token: str) -> str | None:
-    """A token that holds values, as a slot: its literal text kept, each value matching any text.
-
-    `rhost=<*>` → `rhost=` + GENERAL, `<*>=<*>` → GENERAL `=` GENERAL; a template token already
-    generalised is its own slot; a token without a value is not a slot (None).
-    """
-    if GENERAL in token:
-        return token
-    if PLACEHOLDER not in token:
-        return None
-    return token.replace(PLACEHOLDER, GENERAL)
-
-
-def _proves_slot(word: str, value: str) -> bool:
-    """Whether a masked `value` shows that the position where a template has `word` holds values.
-
-    The literal text around the value must agree: `chdir(pwd)` / `chdir(<*>)`, `admin` / `<*>`,
-    `allreduce.rts:` / `<*>:`. Other text around it (`tty=NODEVssh` / `tty=:<*>`, `num=<*>` /
-    `topActivity=<*>`) says nothing.
-    """
-    slot = _slot(value)
-    return slot is not None and _fits(slot, word)
-
-
-def _fits_slot(pattern: str, token: str) -> bool:
-    """Whether `token` equals `pattern` or fills the slot `pattern` is (any text between its ends)."""
-    if pattern == token:
-        return True
-    slot = _slot(pattern)
-    return slot is not None and _fits(slot, token)
-
-
-_BOUNDARY = "=:([{\"'@"
-_CLOSERS = ")]}\"',;:"
-
-
-def generalize(values: Iterable[str]) -> str:
-    """One template token covering all `values`: their common delimited prefix and suffix around `<*>`."""
-    items = list(values)
-    prefix = items[0]
-    suffix = items[0]
-    for value in items[1:]:
-        n = 0
-        limit = min(len(prefix), len(value))
-        while n < limit and prefix[n] == value[n]:
-            n += 1
-        prefix = prefix[:n]
-        n = 0
-        limit = min(len(suffix), len(value))
-        while n < limit and suffix[-1 - n] == value[-1 - n]:
-            n += 1
-        suffix = suffix[len(suffix) - n :] if n else ""
-    # Keep only whole delimited parts: `user=root`/`user=test` → `user=<*>`, never `user=<*>t`.
-    cut = max(prefix.rfind(c) for c in _BOUNDARY)
-    prefix = prefix[: cut + 1] if cut >= 0 else ""
-    starts = [suffix.find(c) for c in _CLOSERS if c in suffix]
-    suffix = suffix[min(starts) :] if starts else ""
-    shortest = min(len(v) for v in items)
-    if len(prefix) + len(suffix) > shortest:
-        suffix = ""
-    return prefix + GENERAL + suffix
-
-
-class StreamingClusterer:
+class StreamingClusterer(SlotReview):
     """Assigns masked messages to clusters one at a time; see the module docstring for the rules."""
 
     def __init__(
@@ -349,22 +200,22 @@ class StreamingClusterer:
             pattern = cluster.tokens[i]
             token = toks[i]
             if pattern == token:
-                anchored = anchored or _anchor(token)
+                anchored = anchored or is_anchor(token)
                 continue
-            if _fits_slot(pattern, token):
-                anchored = anchored or _anchor(pattern)  # `setLightsOn(<*>)` names its event
+            if fits_slot(pattern, token):
+                anchored = anchored or is_anchor(pattern)  # `setLightsOn(<*>)` names its event
                 if GENERAL not in pattern and PLACEHOLDER not in token:
                     slots.append(i)  # a word where masked values stand (a slot of words takes it)
                 continue
-            if _proves_slot(pattern, token):
+            if proves_slot(pattern, token):
                 slots.append(i)  # a value where the template has a word
-                anchored = anchored or _anchor(token)
+                anchored = anchored or is_anchor(token)
                 continue
             if word_diff >= 0:
                 return -2, slots
             word_diff = i
         if start > 0:
-            anchored = anchored or _anchor(toks[0])
+            anchored = anchored or is_anchor(toks[0])
         if not anchored and (slots or any(cluster.tokens[i] != toks[i] for i in range(start, len(toks)))):
             return -2, slots
         return word_diff, slots
@@ -374,13 +225,13 @@ class StreamingClusterer:
         n = len(toks)
         first = toks[0]
         options = [
-            c for c in self._slot_first.get(n, ()) if c.tokens[0] != first and _fits_slot(c.tokens[0], first)
+            c for c in self._slot_first.get(n, ()) if c.tokens[0] != first and fits_slot(c.tokens[0], first)
         ]
         if PLACEHOLDER in first:
             options.extend(
                 c
                 for key, bucket in self._buckets.items()
-                if key[0] == n and key[1] != first and _proves_slot(key[1], first)
+                if key[0] == n and key[1] != first and proves_slot(key[1], first)
                 for c in bucket
             )
         return options
@@ -423,45 +274,7 @@ class StreamingClusterer:
                 return joined
         return self._new_cluster(masked, toks)
 
-    def _merge_variant(self, a: Cluster, b: Cluster, positions: tuple[int, ...]) -> Cluster:
-        """One cluster of two that differ where a value meets a word: those positions become slots."""
-        survivor, gone = (a, b) if a.seq <= b.seq else (b, a)
-        self._unindex(survivor)
-        self._unindex(gone)
-        for i in positions:
-            survivor.tokens[i] = generalize([a.tokens[i], b.tokens[i]])
-        self._index(survivor)
-        self._absorb(survivor, gone)
-        return self._absorb_covered(survivor)
-
-    def _absorb_covered(self, survivor: Cluster) -> Cluster:
-        """Merge into `survivor` every other live cluster of its length that its template now covers."""
-        n = len(survivor.tokens)
-        if _slot(survivor.tokens[0]) is not None:
-            pool = [c for key, bucket in self._buckets.items() if key[0] == n for c in bucket]
-        else:
-            pool = list(self._buckets.get((n, survivor.tokens[0]), []))
-        covered = [
-            c
-            for c in pool
-            if c is not survivor
-            and all(_fits_slot(p, t) for p, t in zip(survivor.tokens, c.tokens, strict=True))
-            and any(p == t and _anchor(p) for p, t in zip(survivor.tokens, c.tokens, strict=True))
-        ]
-        for cluster in covered:
-            self._unindex(cluster)
-            if cluster.seq < survivor.seq:  # the older id survives, as in every merge
-                survivor, cluster = self._swap_into(cluster, survivor), survivor
-            self._absorb(survivor, cluster)
-        return survivor
-
-    def _swap_into(self, older: Cluster, newer: Cluster) -> Cluster:
-        """Give the older cluster the newer one's (more general) template and its place in the index."""
-        self._unindex(newer)
-        older.tokens = list(newer.tokens)
-        self._index(older)
-        return older
-
+    # -- the index: clusters by length and first token -----------------------------------------
     def _new_cluster(self, masked: str, toks: list[str]) -> Cluster:
         cluster = Cluster(cluster_id_for(self.namespace, masked), self._seq, list(toks), masked)
         self._seq += 1
@@ -476,7 +289,7 @@ class StreamingClusterer:
         else:
             self._buckets[(len(cluster.tokens), first)].append(cluster)
             self._lengths[first].add(len(cluster.tokens))
-            if _slot(first) is not None:
+            if as_slot(first) is not None:
                 self._slot_first[len(cluster.tokens)].append(cluster)
 
     def _unindex(self, cluster: Cluster) -> None:
@@ -488,123 +301,13 @@ class StreamingClusterer:
         if cluster in slot_first:
             slot_first.remove(cluster)
 
-    # -- slot review: embeddings decide word slots ----------------------------------------------
-    def slot_families(self) -> list[tuple[int, list[Cluster]]]:
-        """Live clusters that differ only by one word at one position, same skeleton: (position, clusters)."""
-        families = []
-        for (n, _), bucket in list(self._buckets.items()):
-            if len(bucket) < 2:
-                continue
-            for position in range(1, n):
-                groups: dict[tuple, list[Cluster]] = defaultdict(list)
-                for cluster in bucket:
-                    word = cluster.tokens[position]
-                    if _is_value(word):
-                        continue
-                    rest = tuple(cluster.tokens[:position] + cluster.tokens[position + 1 :])
-                    groups[(rest, _shape(word))].append(cluster)
-                families.extend((position, group) for group in groups.values() if len(group) > 1)
-        return families
-
-    def review(self) -> list[Merge]:
-        """Decide what the stream so far shows: rare variants of slots, and (with embeddings) word slots.
-
-        Returns the merges made (also queued for `drain_merges`).
-        """
-        before = len(self.merges)
-        self._review_variants()
-        self._review_slots()
-        return self.merges[before:]
-
-    def _review_variants(self) -> None:
-        """A word where an event has values (or a value where it has a word) joins it while rare.
-
-        `1.2.3.4 (unknown)` beside thousands of `1.2.3.4 (host.example)`, or one `chdir(pwd)` beside
-        `chdir(<*>)`, is a value of a shape masking does not know: it joins. A variant holding a
-        sizeable share of the lines (`Fan speeds ( … **** … )`, a failed sensor, in most of them)
-        is an event of its own: at most `variant_share` of the larger side, or a single line.
-        """
-        pending = []
-        for first_id, second_id, positions in self._variants:
-            a, b = self.resolve(first_id), self.resolve(second_id)
-            if a is b:
-                continue
-            if len(a.tokens) != len(b.tokens) or any(
-                not (
-                    a.tokens[i] == b.tokens[i]
-                    or _fits_slot(a.tokens[i], b.tokens[i])
-                    or _fits_slot(b.tokens[i], a.tokens[i])
-                    or _proves_slot(a.tokens[i], b.tokens[i])
-                    or _proves_slot(b.tokens[i], a.tokens[i])
-                )
-                for i in range(len(a.tokens))
-            ):
-                pending.append((first_id, second_id, positions))
-                continue
-            # the side holding words where the other holds values is the variant
-            words_a = sum(not _is_value(a.tokens[i]) for i in positions)
-            words_b = sum(not _is_value(b.tokens[i]) for i in positions)
-            variant, event = (
-                (a, b)
-                if words_a > words_b
-                else (b, a)
-                if words_b > words_a
-                else sorted((a, b), key=lambda c: c.size)
-            )
-            if variant.size <= max(1, self.config.variant_share * event.size):
-                self._merge_variant(a, b, positions)
-            else:
-                pending.append((first_id, second_id, positions))
-        self._variants = pending
-
-    def _review_slots(self) -> None:
-        """Merge the word slots whose variants read as one event with different identifiers.
-
-        A slot of 2–3 distinct words merges when the least cosine similarity between its
-        messages' sentence embeddings is below `review_few_below`; one of `min_distinct_values` or
-        more words, below `review_many_below`. Identifiers out of the model's vocabulary move a
-        sentence far (`session opened for user cyrus` / `… news`: 0.68), a word of a closed set
-        hardly (`LEADING` / `LOOKING`: 0.99): docs/logs.md measures it. Without an embedder,
-        or with `review_slots` off, nothing happens here (the streaming rule 3 decides alone).
-        """
-        if self.embedder is None or not self.config.review_slots:
-            return
-        families = self.slot_families()
-        if not families:
-            return
-        texts = [c.origin for _, group in families for c in group[:MAX_REVIEWED]]
-        self._vectors_for(texts)  # one batched model call for everything not yet embedded
-        for position, group in families:
-            live = [c for c in group if c.merged_into is None]
-            if len(live) < 2:
-                continue
-            values = {c.tokens[position] for c in live}
-            vectors = np.stack(self._vectors_for([c.origin for c in live[:MAX_REVIEWED]]))
-            least = float((vectors @ vectors.T).min())
-            limit = (
-                self.config.review_many_below
-                if len(values) >= self.config.min_distinct_values
-                else self.config.review_few_below
-            )
-            if least >= limit:
-                continue
-            survivor = min(live, key=lambda c: c.seq)
-            for cluster in live:
-                self._unindex(cluster)
-            survivor.tokens[position] = generalize(values)
-            for cluster in live:
-                if cluster is not survivor:
-                    self._absorb(survivor, cluster)
-            self._index(survivor)
-            self._absorb_covered(survivor)
-
     # -- rule 3: evidence of a variable slot --------------------------------------------------
     def _merge_on_evidence(self, toks: list[str], candidates: dict[int, list[Cluster]]) -> Cluster | None:
         best: tuple[int, list[Cluster], set[str]] | None = None
         for position, clusters in candidates.items():
             values = {c.tokens[position] for c in clusters}
             values.add(toks[position])
-            if len({_shape(v) for v in values}) != 1:
+            if len({shape_of(v) for v in values}) != 1:
                 continue
             if len(values) >= self.config.min_distinct_values and (
                 best is None or len(clusters) > len(best[1])
@@ -680,130 +383,6 @@ class StreamingClusterer:
         scores = np.stack(vectors[1:]) @ vectors[0]
         best = int(np.argmax(scores))
         return clusters[best] if scores[best] >= self.config.similarity_threshold else None
-
-
-_GAP_MEMO: dict[str, bool] = {}
-_NAMED_FIELD = re.compile(r"[A-Za-z_][\w.\-]*=")
-
-
-def _gap_token(token: str) -> bool:
-    """A token an optional or variable-length part may hold: a value, but not a named field.
-
-    `<*>`, `<*>,`, `(<*>)`, `[<*>]`, `pkg.Class.method:<*>` (list items, a parenthesised
-    alternate, stack frames) qualify; `user=<*>` does not: a field with a name is part of the
-    event's structure.
-    """
-    known = _GAP_MEMO.get(token)
-    if known is None:
-        known = (PLACEHOLDER in token or GENERAL in token) and _NAMED_FIELD.match(token) is None
-        if len(_GAP_MEMO) > 100_000:
-            _GAP_MEMO.clear()
-        _GAP_MEMO[token] = known
-    return known
-
-
-def _words(tokens: list[str]) -> list[str]:
-    """The tokens that are plain words (no value in them): every alignment must match them all."""
-    return [t for t in tokens if t != SPAN and PLACEHOLDER not in t and GENERAL not in t]
-
-
-def _subsequence(needles: list[str], hay: list[str]) -> bool:
-    it = iter(hay)
-    return all(any(h == n for h in it) for n in needles)
-
-
-def align(template: list[str], toks: list[str], new_gaps: bool) -> list[str] | None:
-    """A template covering both `template` and `toks`, where they differ only by runs of values.
-
-    Tokens are matched in order (equal, or filling a slot); a `SPAN` of the template takes any
-    run of value tokens, none included; with `new_gaps`, a run of value tokens present on one side
-    only (a list of another length, an optional `(<*>)`) becomes a new `SPAN`. The first token
-    must match, and at least one named token besides. None when no such alignment exists.
-    """
-    m, n = len(template), len(toks)
-    if m == 0 or n == 0 or not _fits_slot(template[0], toks[0]) and template[0] != toks[0]:
-        return None
-    # a plain word of the template is never skipped, and matches only itself: a cheap necessary test
-    if not _subsequence(_words(template), toks):
-        return None
-    neg = -1
-    # best[i][j]: most matched tokens aligning template[i:] with toks[j:] (neg: impossible)
-    best = [[neg] * (n + 1) for _ in range(m + 1)]
-    best[m][n] = 0
-    for i in range(m, -1, -1):
-        for j in range(n, -1, -1):
-            if i == m and j == n:
-                continue
-            score = neg
-            if i < m and template[i] == SPAN:
-                score = max(score, best[i + 1][j])
-                if j < n and _gap_token(toks[j]):
-                    score = max(score, best[i][j + 1])
-            else:
-                matches = i < m and j < n and (template[i] == toks[j] or _fits_slot(template[i], toks[j]))
-                if matches and best[i + 1][j + 1] >= 0:
-                    score = max(score, best[i + 1][j + 1] + 1)
-                if new_gaps and i < m and _gap_token(template[i]):
-                    score = max(score, best[i + 1][j])
-                if new_gaps and j < n and _gap_token(toks[j]):
-                    score = max(score, best[i][j + 1])
-            best[i][j] = score
-    if best[0][0] < 0 or best[1][1] + 1 != best[0][0] and template[0] != SPAN:
-        return None
-    out: list[str] = []
-    anchors = 0
-    i = j = 0
-    while i < m or j < n:
-        here = best[i][j]
-        if i < m and template[i] == SPAN:
-            if j < n and _gap_token(toks[j]) and best[i][j + 1] == here:
-                j += 1
-                continue
-            _append_span(out)
-            i += 1
-            continue
-        if (
-            i < m
-            and j < n
-            and (template[i] == toks[j] or _fits_slot(template[i], toks[j]))
-            and best[i + 1][j + 1] + 1 == here
-        ):
-            out.append(template[i])
-            anchors += int(_anchor(template[i]))
-            i, j = i + 1, j + 1
-            continue
-        if i < m and _gap_token(template[i]) and best[i + 1][j] == here:
-            _append_span(out)
-            i += 1
-            continue
-        _append_span(out)
-        j += 1
-    if anchors < 2 and not (anchors == 1 and not _anchor(template[0])):
-        return None
-    return _fold_spans(out)
-
-
-def _fold_spans(tokens: list[str]) -> list[str]:
-    """Runs of values around a span become the span: a list of any length, one item included, fits."""
-    out: list[str] = []
-    run: list[str] = []
-    for token in [*tokens, ""]:
-        if token == SPAN or (token and _gap_token(token)):
-            run.append(token)
-            continue
-        if SPAN in run:
-            out.append(SPAN)
-        else:
-            out.extend(run)
-        run = []
-        if token:
-            out.append(token)
-    return out
-
-
-def _append_span(out: list[str]) -> None:
-    if not out or out[-1] != SPAN:
-        out.append(SPAN)
 
 
 def assign_all(

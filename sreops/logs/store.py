@@ -1,8 +1,12 @@
-"""Warehouse tables of the log stage: cluster state, the embedding cache, per-minute counts.
+"""The log stage's tables: every read and write of `log_lines`, `log_offsets`, `log_clusters` (with
+its version in `log_cluster_state`), `log_embeddings` and `log_cluster_counts_1m`, and the
+partition marks and builds of the counts.
 
-Every function here takes an open connection (from `sreops.warehouse`) or a warehouse path and
-is short: heavy work (clustering, embeddings) happens between a read and a write, never while
-a connection is held.
+Functions take an open DuckDB connection (`sreops.warehouse.connect` / `transaction`, opened by
+`sreops.logs.run`) and are short: heavy work (reading files, clustering, embeddings) happens
+between a read and a write, never while a connection is held. Nothing here decides anything; this
+is the only module that writes these tables. (The alerting stage reads some of them for its own
+messages: `sreops.alerting.context`, `digest`, `health`.)
 """
 
 from __future__ import annotations
@@ -10,46 +14,128 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import os
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import duckdb
 import numpy as np
 import pandas as pd
 
-from sreops import warehouse
-from sreops.logs.clustering import Cluster
+from sreops.logs.state import Cluster, ClusterStats, ServiceState
+
+if TYPE_CHECKING:
+    from sreops.ingest.logfiles import Offset
 
 COUNTS_ASSET = "log_cluster_counts_1m"
+OFFSET_COLUMNS = (
+    "service, path, device, inode, fingerprint, fingerprint_bytes, byte_offset, line_no, header, updated_at"
+)
 
 
 class ConcurrentClusteringError(RuntimeError):
     """Another clustering run changed a service's clusters while this one worked; run again."""
 
 
-@dataclass
-class ClusterStats:
-    """What the warehouse knows about a cluster besides its state."""
+@dataclass(frozen=True)
+class CountsBuild:
+    """One hour of `log_cluster_counts_1m` rebuilt."""
 
-    first_seen: dt.datetime | None = None
-    last_seen: dt.datetime | None = None
-    max_level: str | None = None
-    example: str | None = None
-    similar_cluster_id: str | None = None
-    similarity: float | None = None
+    hour: dt.datetime
+    rows: int
+    lines: int
+    unclustered: int
 
 
-@dataclass
-class ServiceState:
-    """A service's clusters as stored, their stats, and the state version read."""
-
-    service: str
-    clusters: list[Cluster]
-    stats: dict[str, ClusterStats]
-    version: int
+# -- log_offsets and the new log_lines of an ingestion run -----------------------------------
+def read_offsets(con: duckdb.DuckDBPyConnection) -> list[tuple]:
+    """Every `log_offsets` row (columns as `OFFSET_COLUMNS`), in a stable order."""
+    return con.execute(
+        f"SELECT {OFFSET_COLUMNS} FROM log_offsets ORDER BY device, inode, service, path"
+    ).fetchall()
 
 
+def write_ingest(
+    con: duckdb.DuckDBPyConnection, rows: list[dict], offsets: list[Offset], now: dt.datetime
+) -> None:
+    """Append the records read (`log_lines`) and replace `log_offsets` with where reading stopped."""
+    if rows:
+        frame = pd.DataFrame(rows)
+        frame["ingested_at"] = now
+        con.register("new_log_lines", frame)
+        con.execute(
+            "INSERT INTO log_lines (line_id, ts, service, source_file, line_no, message, level,"
+            " cluster_id, byte_offset, ingested_at)"
+            " SELECT nextval('log_lines_seq'), ts, service, source_file, line_no, message, level, NULL,"
+            " byte_offset, ingested_at FROM new_log_lines"
+        )
+        con.unregister("new_log_lines")
+    con.execute("DELETE FROM log_offsets")
+    if offsets:
+        con.executemany(
+            f"INSERT INTO log_offsets ({OFFSET_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                [
+                    o.service,
+                    o.path,
+                    o.device,
+                    o.inode,
+                    o.fingerprint,
+                    o.fingerprint_bytes,
+                    o.byte_offset,
+                    o.line_no,
+                    o.header,
+                    o.updated_at or now,
+                ]
+                for o in offsets
+            ],
+        )
+
+
+# -- log_lines waiting for a cluster, and their cluster ids ----------------------------------
+def pending_lines(con: duckdb.DuckDBPyConnection, limit: int) -> pd.DataFrame:
+    """Up to `limit` lines with no cluster yet, oldest first: line_id, ts, service, message, level."""
+    return con.execute(
+        "SELECT line_id, ts, service, message, level FROM log_lines WHERE cluster_id IS NULL"
+        " ORDER BY line_id LIMIT ?",
+        [limit],
+    ).df()
+
+
+def service_starts(con: duckdb.DuckDBPyConnection, services: list[str]) -> dict[str, dt.datetime]:
+    """The time of each service's first stored line."""
+    return dict(
+        con.execute(
+            "SELECT service, min(ts) FROM log_lines WHERE service IN (SELECT unnest(?)) GROUP BY service",
+            [services],
+        ).fetchall()
+    )
+
+
+def assign_clusters(con: duckdb.DuckDBPyConnection, frame: pd.DataFrame) -> None:
+    """Set the cluster id of lines still without one (`frame`: line_id, cluster_id)."""
+    con.register("assigned_lines", frame)
+    con.execute(
+        "UPDATE log_lines SET cluster_id = a.cluster_id FROM assigned_lines a"
+        " WHERE log_lines.line_id = a.line_id AND log_lines.cluster_id IS NULL"
+    )
+    con.unregister("assigned_lines")
+
+
+def relabel(con: duckdb.DuckDBPyConnection, service: str, absorbed: str, into: str) -> list[dt.datetime]:
+    """Move a merged cluster's stored lines to the cluster that absorbed it; returns the hours touched."""
+    hours = con.execute(
+        "SELECT DISTINCT date_trunc('hour', ts) FROM log_lines WHERE service = ? AND cluster_id = ?",
+        [service, absorbed],
+    ).fetchall()
+    con.execute(
+        "UPDATE log_lines SET cluster_id = ? WHERE service = ? AND cluster_id = ?",
+        [into, service, absorbed],
+    )
+    return [h[0] for h in hours]
+
+
+# -- log_clusters and log_cluster_state ------------------------------------------------------
 def load_state(con: duckdb.DuckDBPyConnection, service: str) -> ServiceState:
     """The stored clusters (live and merged) of one service."""
     rows = con.execute(
@@ -129,6 +215,7 @@ def save_clusters(
     return len(rows)
 
 
+# -- log_embeddings ---------------------------------------------------------------------------
 def _text_hash(model: str, text: str) -> str:
     return hashlib.sha1(f"{model}\x1f{text}".encode()).hexdigest()
 
@@ -173,6 +260,7 @@ def save_vectors(
     return int(added)
 
 
+# -- log_cluster_counts_1m --------------------------------------------------------------------
 def mark_hours(con: duckdb.DuckDBPyConnection, hours: Iterable[dt.datetime], reason: str) -> int:
     """Mark hours of `log_cluster_counts_1m` to rebuild (the log sensor requests them)."""
     distinct = sorted({h.replace(minute=0, second=0, microsecond=0) for h in hours})
@@ -185,76 +273,60 @@ def mark_hours(con: duckdb.DuckDBPyConnection, hours: Iterable[dt.datetime], rea
     return len(distinct)
 
 
-@dataclass(frozen=True)
-class CountsBuild:
-    """One hour of `log_cluster_counts_1m` rebuilt."""
-
-    hour: dt.datetime
-    rows: int
-    lines: int
-    unclustered: int
-
-
-def build_counts_hour(warehouse_path: str | os.PathLike[str] | None, hour: dt.datetime) -> CountsBuild:
-    """Rebuild one hour of per-minute cluster counts atomically (idempotent)."""
+def build_counts_hour(con: duckdb.DuckDBPyConnection, hour: dt.datetime) -> CountsBuild:
+    """Rebuild one hour of per-minute cluster counts and record the build (call in a transaction)."""
     start = hour.replace(minute=0, second=0, microsecond=0, tzinfo=None)
     end = start + dt.timedelta(hours=1)
-    with warehouse.transaction(warehouse_path) as con:
-        con.execute("DELETE FROM log_cluster_counts_1m WHERE minute >= ? AND minute < ?", [start, end])
-        con.execute(
-            "INSERT INTO log_cluster_counts_1m"
-            " SELECT date_trunc('minute', ts), service, cluster_id, count(*) FROM log_lines"
-            " WHERE ts >= ? AND ts < ? AND cluster_id IS NOT NULL GROUP BY ALL",
-            [start, end],
-        )
-        rows, lines = con.execute(
-            "SELECT count(*), coalesce(sum(count), 0) FROM log_cluster_counts_1m"
-            " WHERE minute >= ? AND minute < ?",
-            [start, end],
-        ).fetchall()[0]
-        unclustered = con.execute(
-            "SELECT count(*) FROM log_lines WHERE ts >= ? AND ts < ? AND cluster_id IS NULL", [start, end]
-        ).fetchall()[0][0]
-        con.execute(
-            "INSERT OR REPLACE INTO partition_builds VALUES (?, ?, ?, ?, now()::TIMESTAMP)",
-            [COUNTS_ASSET, start, rows, lines],
-        )
+    con.execute("DELETE FROM log_cluster_counts_1m WHERE minute >= ? AND minute < ?", [start, end])
+    con.execute(
+        "INSERT INTO log_cluster_counts_1m"
+        " SELECT date_trunc('minute', ts), service, cluster_id, count(*) FROM log_lines"
+        " WHERE ts >= ? AND ts < ? AND cluster_id IS NOT NULL GROUP BY ALL",
+        [start, end],
+    )
+    rows, lines = con.execute(
+        "SELECT count(*), coalesce(sum(count), 0) FROM log_cluster_counts_1m"
+        " WHERE minute >= ? AND minute < ?",
+        [start, end],
+    ).fetchall()[0]
+    unclustered = con.execute(
+        "SELECT count(*) FROM log_lines WHERE ts >= ? AND ts < ? AND cluster_id IS NULL", [start, end]
+    ).fetchall()[0][0]
+    con.execute(
+        "INSERT OR REPLACE INTO partition_builds VALUES (?, ?, ?, ?, now()::TIMESTAMP)",
+        [COUNTS_ASSET, start, rows, lines],
+    )
     return CountsBuild(start, int(rows), int(lines), int(unclustered))
 
 
 def counts_match_lines(
-    warehouse_path: str | os.PathLike[str] | None, start: dt.datetime, end: dt.datetime
+    con: duckdb.DuckDBPyConnection, start: dt.datetime, end: dt.datetime
 ) -> tuple[int, int]:
     """(lines counted in the counts table, clustered lines in log_lines) over [start, end)."""
-    with warehouse.connect(warehouse_path) as con:
-        counted = con.execute(
-            "SELECT coalesce(sum(count), 0) FROM log_cluster_counts_1m WHERE minute >= ? AND minute < ?",
-            [start, end],
-        ).fetchall()[0][0]
-        lines = con.execute(
-            "SELECT count(*) FROM log_lines WHERE ts >= ? AND ts < ? AND cluster_id IS NOT NULL", [start, end]
-        ).fetchall()[0][0]
+    counted = con.execute(
+        "SELECT coalesce(sum(count), 0) FROM log_cluster_counts_1m WHERE minute >= ? AND minute < ?",
+        [start, end],
+    ).fetchall()[0][0]
+    lines = con.execute(
+        "SELECT count(*) FROM log_lines WHERE ts >= ? AND ts < ? AND cluster_id IS NOT NULL", [start, end]
+    ).fetchall()[0][0]
     return int(counted), int(lines)
 
 
-def read_counts(
-    warehouse_path: str | os.PathLike[str] | None, start: dt.datetime, end: dt.datetime
-) -> pd.DataFrame:
+def read_counts(con: duckdb.DuckDBPyConnection, start: dt.datetime, end: dt.datetime) -> pd.DataFrame:
     """Counts of [start, end) with each cluster's template, largest first."""
-    with warehouse.connect(warehouse_path) as con:
-        return con.execute(
-            "SELECT c.minute, c.service, c.cluster_id, c.count, k.template FROM log_cluster_counts_1m c"
-            " LEFT JOIN log_clusters k USING (cluster_id) WHERE c.minute >= ? AND c.minute < ?"
-            " ORDER BY c.minute, c.count DESC",
-            [start, end],
-        ).df()
+    return con.execute(
+        "SELECT c.minute, c.service, c.cluster_id, c.count, k.template FROM log_cluster_counts_1m c"
+        " LEFT JOIN log_clusters k USING (cluster_id) WHERE c.minute >= ? AND c.minute < ?"
+        " ORDER BY c.minute, c.count DESC",
+        [start, end],
+    ).df()
 
 
-def top_clusters(warehouse_path: str | os.PathLike[str] | None, limit: int = 10) -> pd.DataFrame:
+def top_clusters(con: duckdb.DuckDBPyConnection, limit: int = 10) -> pd.DataFrame:
     """The largest live clusters of every service."""
-    with warehouse.connect(warehouse_path) as con:
-        return con.execute(
-            "SELECT service, cluster_id, size, max_level, template, first_seen, last_seen FROM log_clusters"
-            " WHERE merged_into IS NULL ORDER BY size DESC LIMIT ?",
-            [limit],
-        ).df()
+    return con.execute(
+        "SELECT service, cluster_id, size, max_level, template, first_seen, last_seen FROM log_clusters"
+        " WHERE merged_into IS NULL ORDER BY size DESC LIMIT ?",
+        [limit],
+    ).df()

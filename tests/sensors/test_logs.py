@@ -10,8 +10,7 @@ from assets.partitions import hour_key
 from assets.resources import WarehouseResource
 from sensors.logs import landing_logs_sensor, log_run_requests
 from sreops import config, paths
-from sreops.ingest import logfiles
-from sreops.logs import pipeline
+from sreops.logs import run as logs_run
 from sreops.logs.embedding import TokenHashEmbedder
 
 NOW = 1_800_000_000.0
@@ -54,8 +53,8 @@ def test_a_file_being_written_gets_one_more_run_when_it_goes_idle(warehouse_path
 def test_clustered_hours_become_count_runs_for_those_partitions(warehouse_path: Path) -> None:
     write("app.log", "".join(f"2026-11-20 13:0{i}:00,000 INFO tick {i}\n" for i in range(5)), age_s=10)
     cfg = config.Config()
-    logfiles.ingest(warehouse_path, cfg=cfg, clock=NOW + 10)
-    pipeline.cluster_pending(warehouse_path, cfg=cfg, embedder=TokenHashEmbedder())
+    logs_run.ingest(warehouse_path, cfg=cfg, clock=NOW + 10)
+    logs_run.cluster_pending(warehouse_path, cfg=cfg, embedder=TokenHashEmbedder())
     key = hour_key(HOUR)
     requests, cursor, _ = tick(warehouse_path, None, keys={key})
     counts = [r for r in requests if r.job_name == "build_log_counts"]
@@ -66,8 +65,8 @@ def test_clustered_hours_become_count_runs_for_those_partitions(warehouse_path: 
 def test_hours_outside_the_partitions_are_reported_not_requested(warehouse_path: Path) -> None:
     write("app.log", "2020-01-01 00:00:00,000 INFO ancient\n", age_s=10)
     cfg = config.Config()
-    logfiles.ingest(warehouse_path, cfg=cfg, clock=NOW + 10)
-    pipeline.cluster_pending(warehouse_path, cfg=cfg, embedder=TokenHashEmbedder())
+    logs_run.ingest(warehouse_path, cfg=cfg, clock=NOW + 10)
+    logs_run.cluster_pending(warehouse_path, cfg=cfg, embedder=TokenHashEmbedder())
     requests, _, note = tick(warehouse_path, None, keys={hour_key(HOUR)})
     assert all(r.job_name != "build_log_counts" for r in requests)
     assert "outside the hourly partitions" in note

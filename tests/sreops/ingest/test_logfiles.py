@@ -12,6 +12,8 @@ from hypothesis import strategies as st
 
 from sreops import config, paths, warehouse
 from sreops.ingest import logfiles
+from sreops.logs import formats
+from sreops.logs import run as logs_run
 
 IDLE = 5.0  # seconds past the last write: idle for multi-line flushing, not for partial lines
 LINES = [f"2026-11-20 13:0{i}:00,000 INFO request {i} served in {10 * i} ms" for i in range(6)]
@@ -24,7 +26,7 @@ def service_dir(name: str = "api") -> Path:
 
 
 def ingest(warehouse_path: Path, idle: float = IDLE) -> logfiles.LogIngestResult:
-    return logfiles.ingest(warehouse_path, cfg=config.Config(), clock=time.time() + idle)
+    return logs_run.ingest(warehouse_path, cfg=config.Config(), clock=time.time() + idle)
 
 
 def messages(warehouse_path: Path) -> list[str]:
@@ -162,15 +164,15 @@ def test_a_configured_pattern_wins_over_detection(warehouse_path: Path) -> None:
     cfg = config.Config.model_validate(
         {"services": {"legacy": {"log_pattern": r"^(?P<ts>\d{8}T\d{6})\|(?P<level>\w)\|(?P<message>.*)$"}}}
     )
-    logfiles.ingest(warehouse_path, cfg=cfg, clock=time.time() + IDLE)
+    logs_run.ingest(warehouse_path, cfg=cfg, clock=time.time() + IDLE)
     with warehouse.connect(warehouse_path) as con:
         rows = con.execute("SELECT level, message FROM log_lines ORDER BY line_id").fetchall()
     assert rows == [("error", "disk full"), ("info", "ok")]
 
 
 def test_a_pattern_without_a_message_group_is_refused() -> None:
-    with pytest.raises(logfiles.LogFormatError, match="needs a named group"):
-        logfiles.compile_pattern("legacy", r"^(?P<ts>\S+) (.*)$")
+    with pytest.raises(formats.LogFormatError, match="needs a named group"):
+        formats.compile_pattern("legacy", r"^(?P<ts>\S+) (.*)$")
 
 
 @pytest.mark.parametrize(
@@ -184,7 +186,7 @@ def test_a_pattern_without_a_message_group_is_refused() -> None:
     ],
 )
 def test_common_formats_are_detected(lines: list[str], expected: str | None) -> None:
-    fmt = logfiles.detect_format(lines)
+    fmt = formats.detect_format(lines)
     assert (fmt.name if fmt else None) == expected
 
 
@@ -200,14 +202,14 @@ def test_common_formats_are_detected(lines: list[str], expected: str | None) -> 
     ],
 )
 def test_timestamps(text: str, expected: dt.datetime | None) -> None:
-    assert logfiles.parse_timestamp(text, now=dt.datetime(2026, 11, 21)) == expected
+    assert formats.parse_timestamp(text, now=dt.datetime(2026, 11, 21)) == expected
 
 
 def test_levels_are_normalised_and_ranked() -> None:
-    assert [logfiles.normalize_level(x) for x in ("WARN", "Warning", "E", "fatal", "bogus")] == [
+    assert [formats.normalize_level(x) for x in ("WARN", "Warning", "E", "fatal", "bogus")] == [
         "warning", "warning", "error", "critical", None
     ]  # fmt: skip
-    assert logfiles.level_rank("error") > logfiles.level_rank("warning") > logfiles.level_rank("info")
+    assert formats.level_rank("error") > formats.level_rank("warning") > formats.level_rank("info")
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -230,6 +232,6 @@ def test_any_way_of_appending_reads_every_line_exactly_once(warehouse_path: Path
         start = point
         os.utime(log, None)
         # never idle: the last record is kept back
-        logfiles.ingest(warehouse_path, cfg=config.Config(), clock=time.time())
-    logfiles.ingest(warehouse_path, cfg=config.Config(), clock=time.time() + IDLE)
+        logs_run.ingest(warehouse_path, cfg=config.Config(), clock=time.time())
+    logs_run.ingest(warehouse_path, cfg=config.Config(), clock=time.time() + IDLE)
     assert messages(warehouse_path) == [f"événement {i} ✓" for i in range(40)]

@@ -29,7 +29,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from sreops import config, warehouse
-from sreops.ingest import logfiles
+from sreops.logs import run as logs_run
 
 warehouse_path, root, kill_at = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3])
 calls = 0
@@ -72,7 +72,7 @@ def transaction(*args, **kwargs):
 warehouse.transaction = transaction
 cfg = config.Config.model_validate({"logs": {"max_bytes_per_file": 65536}})  # several runs per file
 print("ready", flush=True)
-while logfiles.ingest(warehouse_path, root, cfg=cfg, clock=time.time() + 5).rows:
+while logs_run.ingest(warehouse_path, root, cfg=cfg, clock=time.time() + 5).rows:
     pass
 print("done", flush=True)
 """

@@ -19,9 +19,11 @@ from hypothesis import strategies as st
 
 from sreops import config, paths, warehouse
 from sreops.ingest import logfiles
+from sreops.logs import formats
+from sreops.logs import run as logs_run
 
 IDLE = 5.0
-MAX = logfiles.MAX_MESSAGE_CHARS
+MAX = formats.MAX_MESSAGE_CHARS
 HEADER = b"2026-11-20 13:00:00,000 INFO "
 
 junk_line = st.one_of(
@@ -113,7 +115,7 @@ def json_message_key(text: str) -> bool:
         data = json.loads(text)
     except (ValueError, RecursionError):
         return False
-    return isinstance(data, dict) and any(k in data for k in logfiles._JSON_MESSAGE_KEYS)
+    return isinstance(data, dict) and any(k in data for k in formats._JSON_MESSAGE_KEYS)
 
 
 def check_jsonl_records(records: list[tuple[int, str]], lines: list[str]) -> None:
@@ -149,7 +151,7 @@ def test_the_line_reader_returns_every_complete_line_once_however_appends_are_cu
 @given(data=body(junk_line))
 def test_records_of_any_log_text_cover_every_line_once(data: bytes) -> None:
     lines = complete_lines(data)
-    records = logfiles.records_of(lines, now=logfiles.parse_timestamp("2026-11-21T00:00:00"))
+    records = formats.records_of(lines, now=formats.parse_timestamp("2026-11-21T00:00:00"))
     check_log_records([(r.line_no, r.message) for r in records], lines)
 
 
@@ -158,7 +160,7 @@ def test_records_of_any_log_text_cover_every_line_once(data: bytes) -> None:
 @given(data=body(json_line))
 def test_records_of_any_json_lines_are_one_per_line(data: bytes) -> None:
     lines = complete_lines(data)
-    records = logfiles.records_of(lines, jsonl=True, now=logfiles.parse_timestamp("2026-11-21T00:00:00"))
+    records = formats.records_of(lines, jsonl=True, now=formats.parse_timestamp("2026-11-21T00:00:00"))
     check_jsonl_records([(r.line_no, r.message) for r in records], lines)
 
 
@@ -209,14 +211,14 @@ def test_files_of_any_bytes_appended_in_chunks_store_every_complete_line_once(
             with path.open("ab") as fh:
                 fh.write(data[written[0] : point])
             written[0] = point
-        logfiles.ingest(warehouse_path, cfg=cfg, clock=time.time() + (IDLE if idle else 0.0))
+        logs_run.ingest(warehouse_path, cfg=cfg, clock=time.time() + (IDLE if idle else 0.0))
     for path, data, written in files.values():
         with path.open("ab") as fh:
             fh.write(data[written[0] :])
-    logfiles.ingest(warehouse_path, cfg=cfg, clock=time.time() + IDLE)
+    logs_run.ingest(warehouse_path, cfg=cfg, clock=time.time() + IDLE)
     check_log_records(stored(warehouse_path, "plain"), complete_lines(log_data))
     check_jsonl_records(stored(warehouse_path, "json"), complete_lines(jsonl_data))
     # Idle for longer than a partial line may wait: the last line, newline or not, is read too.
-    logfiles.ingest(warehouse_path, cfg=cfg, clock=time.time() + 2 * logfiles.PARTIAL_LINE_IDLE_SECONDS)
+    logs_run.ingest(warehouse_path, cfg=cfg, clock=time.time() + 2 * logfiles.PARTIAL_LINE_IDLE_SECONDS)
     check_log_records(stored(warehouse_path, "plain"), complete_lines(log_data, with_partial=True))
     check_jsonl_records(stored(warehouse_path, "json"), complete_lines(jsonl_data, with_partial=True))

@@ -16,6 +16,8 @@ import pytest
 
 from sreops import config, paths, warehouse
 from sreops.ingest import logfiles
+from sreops.logs import formats, landing
+from sreops.logs import run as logs_run
 
 IDLE = 5.0
 SECRET = "root:x:0:0:SECRET-7f3a:/root:/bin/bash"
@@ -32,7 +34,7 @@ def line(text: str) -> str:
 
 
 def ingest(warehouse_path: Path, cfg: config.Config | None = None) -> logfiles.LogIngestResult:
-    return logfiles.ingest(warehouse_path, cfg=cfg or config.Config(), clock=time.time() + IDLE)
+    return logs_run.ingest(warehouse_path, cfg=cfg or config.Config(), clock=time.time() + IDLE)
 
 
 def stored(warehouse_path: Path) -> list[tuple[str, str]]:
@@ -98,7 +100,7 @@ def test_a_link_swapped_in_after_listing_is_refused_by_the_open(
     log = service_dir() / "app.log"
     log.write_text(line("first"))
     secret = secret_file(tmp_path)
-    real_list = logfiles._list_service
+    real_list = landing._list_service
 
     def list_then_swap(dir_fd: int, service: str):
         listed = real_list(dir_fd, service)
@@ -108,7 +110,7 @@ def test_a_link_swapped_in_after_listing_is_refused_by_the_open(
             os.replace(staged, log)
         return listed
 
-    monkeypatch.setattr(logfiles, "_list_service", list_then_swap)
+    monkeypatch.setattr(landing, "_list_service", list_then_swap)
     result = ingest(warehouse_path)
     assert result.rows == 0 and stored(warehouse_path) == []
     assert "'api/app.log' was replaced by a symbolic link since it was listed" in reasons(result)
@@ -235,7 +237,7 @@ def test_header_patterns_are_never_matched_inside_the_warehouse_transaction(
     (service_dir("legacy") / "app.log").write_text("20261120T130000|E|disk full\n20261120T130001|I|ok\n")
     cfg = with_pattern("legacy", r"^(?P<ts>\d{8}T\d{6})\|(?P<level>\w)\|(?P<message>.*)$")
     holding = {"now": False, "while_held": []}
-    real_transaction, real_split = warehouse.transaction, logfiles.split_records
+    real_transaction, real_split = warehouse.transaction, formats.split_records
 
     class Held:
         def __init__(self, *args, **kwargs) -> None:
@@ -254,7 +256,7 @@ def test_header_patterns_are_never_matched_inside_the_warehouse_transaction(
         return real_split(*args, **kwargs)
 
     monkeypatch.setattr(warehouse, "transaction", Held)
-    monkeypatch.setattr(logfiles, "split_records", split)
+    monkeypatch.setattr(formats, "split_records", split)
     ingest(warehouse_path, cfg)
     assert holding["while_held"] == [False]
     with warehouse.connect(warehouse_path) as con:

@@ -5,16 +5,9 @@ import re
 
 import pytest
 
-from sreops.logs.clustering import (
-    GENERAL,
-    ClusteringConfig,
-    StreamingClusterer,
-    cluster_id_for,
-    embedding_text,
-    generalize,
-    render,
-)
+from sreops.logs.clustering import ClusteringConfig, StreamingClusterer
 from sreops.logs.embedding import TokenHashEmbedder
+from sreops.logs.slots import GENERAL, cluster_id_for, embedding_text, generalize, render
 
 USERS = ["admin", "oracle", "test", "guest", "ubnt", "pi", "support", "ftp"]
 

@@ -5,8 +5,7 @@ import time
 from pathlib import Path
 
 from sreops import config, paths, warehouse
-from sreops.ingest import logfiles
-from sreops.logs import pipeline
+from sreops.logs import run as logs_run
 from sreops.logs.demo import write_demo_logs
 from sreops.logs.embedding import TokenHashEmbedder
 
@@ -26,9 +25,9 @@ def test_demo_logs_cluster_into_few_patterns_and_flag_the_incidents(warehouse_pa
         "search/app.log",
     ]
     cfg = config.Config()
-    ingested = logfiles.ingest(warehouse_path, cfg=cfg, clock=time.time() + 10)
+    ingested = logs_run.ingest(warehouse_path, cfg=cfg, clock=time.time() + 10)
     assert ingested.rows > 2 * 12 * 60 * 2
-    run = pipeline.cluster_pending(warehouse_path, cfg=cfg, embedder=TokenHashEmbedder())
+    run = logs_run.cluster_pending(warehouse_path, cfg=cfg, embedder=TokenHashEmbedder())
     assert sum(s.clusters for s in run.services) < 30
     with warehouse.connect(warehouse_path) as con:
         alerts = dict(con.execute("SELECT service, summary FROM alerts").fetchall())

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from sreops import config, paths, warehouse
-from sreops.ingest import logfiles
-from sreops.logs import pipeline, store
+from sreops.logs import run as logs_run
+from sreops.logs import store
 from sreops.logs.embedding import TokenHashEmbedder
 
 HOUR = dt.datetime(2026, 11, 20, 13)
@@ -25,9 +25,9 @@ def write(lines: list[tuple[str, str]], at: dt.datetime = HOUR, service: str = "
             fh.write(f"{at + dt.timedelta(minutes=minute):%Y-%m-%d %H:%M:%S},000 {level} {text}\n")
 
 
-def ingest_and_cluster(warehouse_path: Path) -> pipeline.ClusterRun:
-    logfiles.ingest(warehouse_path, cfg=CFG, clock=time.time() + 10)
-    return pipeline.cluster_pending(warehouse_path, cfg=CFG, embedder=TokenHashEmbedder())
+def ingest_and_cluster(warehouse_path: Path) -> logs_run.ClusterRun:
+    logs_run.ingest(warehouse_path, cfg=CFG, clock=time.time() + 10)
+    return logs_run.cluster_pending(warehouse_path, cfg=CFG, embedder=TokenHashEmbedder())
 
 
 def rows(warehouse_path: Path, sql: str) -> list[tuple]:
@@ -43,12 +43,12 @@ def test_every_line_gets_a_cluster_and_counts_add_up(warehouse_path: Path) -> No
     run = ingest_and_cluster(warehouse_path)
     assert run.lines == 21 and run.new_clusters == 2 and run.alerts == 0  # first run: a baseline, no alerts
     assert rows(warehouse_path, "SELECT count(*) FROM log_lines WHERE cluster_id IS NULL") == [(0,)]
-    build = store.build_counts_hour(warehouse_path, HOUR)
+    build = logs_run.build_counts_hour(warehouse_path, HOUR)
     assert build.lines == 21 and build.unclustered == 0
-    assert store.counts_match_lines(warehouse_path, HOUR, HOUR + dt.timedelta(hours=1)) == (21, 21)
+    assert logs_run.counts_match_lines(warehouse_path, HOUR, HOUR + dt.timedelta(hours=1)) == (21, 21)
     templates = dict(rows(warehouse_path, "SELECT template, size FROM log_clusters"))
     assert templates == {"request <*> served in <*>": 20, "disk <*> full": 1}
-    assert store.build_counts_hour(warehouse_path, HOUR).rows == build.rows  # rebuilding is idempotent
+    assert logs_run.build_counts_hour(warehouse_path, HOUR).rows == build.rows  # rebuilding is idempotent
 
 
 def test_a_new_warning_pattern_raises_one_alert_with_a_similar_known_pattern(warehouse_path: Path) -> None:
@@ -110,7 +110,7 @@ def test_clusters_survive_a_restart_with_the_same_ids(warehouse_path: Path) -> N
 
 def test_a_concurrent_run_is_detected_and_nothing_is_written(warehouse_path: Path, monkeypatch) -> None:
     write([("INFO", "hello 1")])
-    logfiles.ingest(warehouse_path, cfg=CFG, clock=time.time() + 10)
+    logs_run.ingest(warehouse_path, cfg=CFG, clock=time.time() + 10)
     real = store.load_state
 
     def read_then_someone_else_writes(con, service):
@@ -122,7 +122,7 @@ def test_a_concurrent_run_is_detected_and_nothing_is_written(warehouse_path: Pat
         store.claim_version(con, "api", 0, HOUR)
     monkeypatch.setattr(store, "load_state", read_then_someone_else_writes)
     with pytest.raises(store.ConcurrentClusteringError):
-        pipeline.cluster_pending(warehouse_path, cfg=CFG, embedder=TokenHashEmbedder())
+        logs_run.cluster_pending(warehouse_path, cfg=CFG, embedder=TokenHashEmbedder())
     assert rows(warehouse_path, "SELECT count(*) FROM log_lines WHERE cluster_id IS NULL") == [(1,)]
 
 
