@@ -86,18 +86,42 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     return parser
 
 
+# Errors whose message already says what is wrong and what to do: printed, not a traceback.
+# Named, not imported: each can only be raised once its module is loaded, and `sreops --help`
+# should not load DuckDB.
+USER_ERRORS = {
+    "sreops.config": ("ConfigError",),
+    "sreops.warehouse": ("WarehouseUnusableError", "WarehouseLockedError", "MigrationError"),
+}
+EXIT_USER_ERROR = 2
+
+
+def _user_error(exc: BaseException) -> bool:
+    for module_name, names in USER_ERRORS.items():
+        module = sys.modules.get(module_name)
+        if module is not None and isinstance(exc, tuple(getattr(module, name) for name in names)):
+            return True
+    return False
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `sreops` console script."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser(argv).parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
     try:
+        args = build_parser(argv).parse_args(argv)
+        logging.basicConfig(
+            level=logging.DEBUG if args.verbose else logging.INFO,
+            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        )
         return int(args.handler(args) or 0)
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:
+        if not _user_error(exc):
+            raise
+        logging.getLogger("sreops").debug("details", exc_info=True)
+        print(f"sreops: error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
 
 
 if __name__ == "__main__":

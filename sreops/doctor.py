@@ -1,4 +1,10 @@
-"""`sreops doctor`: is the config valid, does the warehouse open, can the Slack app post where alerts go?"""
+"""`sreops doctor`: is the config valid, is the warehouse whole and usable, can the Slack app post where alerts go?
+
+Every check reports what it found; none reports ok for something it did not look at: the config
+is loaded with every validation the platform applies (log patterns included), and the warehouse
+is opened, checked for truncation, schema version and a read of every table before anything
+migrates it.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +12,8 @@ import argparse
 import datetime as dt
 import os
 from dataclasses import dataclass
+
+import duckdb
 
 from sreops import config, paths, warehouse
 from sreops.alerting.slack import SlackFailure, SlackPoster, api_url, make_client
@@ -38,10 +46,13 @@ def check_config() -> tuple[list[Check], config.Config | None]:
 
 
 def check_warehouse(path: str | None) -> list[Check]:
-    """The warehouse migrates and opens; the outbox is not stuck."""
+    """The warehouse opens, is whole, is not newer than this code, every table reads; the outbox is not stuck."""
     target = warehouse.resolve(path)
+    existed = target.exists()
     try:
-        applied = warehouse.migrate(target)
+        # Checked before migrating: a damaged or newer warehouse is reported, never written to.
+        found = warehouse.verify(target, patience_s=10.0) if existed else None
+        applied = warehouse.migrate(target, patience_s=10.0)
         with warehouse.connect(target, patience_s=10.0) as con:
             version = warehouse.schema_version(con)
             pending, oldest, failed = con.execute(
@@ -50,10 +61,16 @@ def check_warehouse(path: str | None) -> list[Check]:
                 " count(*) FILTER (WHERE delivery_status = 'failed') FROM alerts"
             ).fetchall()[0]
             state = dict(con.execute("SELECT key, value FROM alert_delivery_state").fetchall())
-    except (warehouse.WarehouseLockedError, warehouse.MigrationError, OSError) as exc:
+    except (warehouse.WarehouseUnusableError, warehouse.WarehouseLockedError) as exc:
+        return [Check(FAIL, "warehouse", str(exc))]
+    except (warehouse.MigrationError, OSError, duckdb.Error) as exc:
         return [Check(FAIL, "warehouse", f"{target}: {exc}")]
-    migrated = f", applied {len(applied)} migration(s) now" if applied else ""
-    checks = [Check(OK, "warehouse", f"{target} (schema version {version}{migrated})")]
+    if found is not None:
+        checks_read = f", {found.tables} tables read, {found.size_bytes / 1e6:,.1f} MB"
+    else:
+        checks_read = ", created now"
+    migrated = f", applied {len(applied)} migration(s) now" if applied and existed else ""
+    checks = [Check(OK, "warehouse", f"{target} (schema version {version}{migrated}{checks_read})")]
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     if pending:
         age = (now - oldest).total_seconds() / 60 if oldest else 0
@@ -68,7 +85,12 @@ def check_warehouse(path: str | None) -> list[Check]:
             Check(WARN, "outbox", f"{failed} alert(s) failed permanently; `sreops alerts list` shows why")
         )
     paused = state.get("paused_until")
-    if paused and dt.datetime.fromisoformat(paused) > now:
+    try:
+        paused_until = dt.datetime.fromisoformat(paused) if paused else None
+    except (TypeError, ValueError):
+        checks.append(Check(WARN, "outbox", f"delivery state paused_until={paused!r} is not a time"))
+        paused_until = None
+    if paused_until is not None and paused_until.replace(tzinfo=None) > now:
         checks.append(
             Check(WARN, "outbox", f"delivery paused until {paused} UTC: {state.get('pause_reason', '')}")
         )
