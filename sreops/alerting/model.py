@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -114,8 +115,13 @@ class Alert:
 
     @property
     def peak_score(self) -> float | None:
+        """The alert's peak score; None when its producer wrote none or wrote something unreadable."""
         value = self.details.get("score", self.score)
-        return float(value) if value is not None else None
+        try:
+            score = float(value) if value is not None else None
+        except (TypeError, ValueError):
+            return None
+        return score if score is None or math.isfinite(score) else None
 
 
 def parse_time(value: Any) -> dt.datetime | None:

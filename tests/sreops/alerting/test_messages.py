@@ -209,3 +209,11 @@ def test_log_context_names_new_and_surging_patterns(log_tables) -> None:
 def test_no_log_tables_means_no_log_section(warehouse_path) -> None:
     with warehouse.connect(warehouse_path) as con:
         assert context.log_patterns(con, "checkout", NOW - dt.timedelta(minutes=20), NOW) == []
+
+
+@pytest.mark.parametrize("score", ["high", [1], {"v": 2}, "nan", float("inf")])
+def test_an_unreadable_score_from_a_producer_still_renders_without_one(score: object) -> None:
+    alert = incident(details={"metrics": ["error_rate"], "score": score}, score=None)
+    assert alert.peak_score is None
+    message = blocks.root_message(blocks.ThreadView([alert]), NOW)
+    assert "checkout" in message.text and "score" not in message.text
