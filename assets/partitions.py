@@ -4,13 +4,14 @@ import datetime as dt
 
 import dagster as dg
 
+from assets.resources import definition_config
 from sreops import config
 
 HOURLY_KEY_FORMAT = "%Y-%m-%d-%H:%M"
 
 
 def _start() -> dt.datetime:
-    day = config.partitions_start(config.current())
+    day = config.partitions_start(definition_config())
     return dt.datetime(day.year, day.month, day.day)
 
 

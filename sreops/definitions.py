@@ -1,42 +1,54 @@
 """The composition root: the one place that assembles Dagster `Definitions` (workspace.yaml loads it).
 
 Everything else in `sreops/` is Dagster-free; this module only gathers what `assets/` and
-`sensors/` export.
+`sensors/` export. Every stage module is imported by name here, so a missing or misspelt one
+fails the load instead of silently dropping a stage.
 """
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
+from types import ModuleType
 
 import dagster as dg
 
-from assets.resources import WarehouseResource
+import assets.detection
+import assets.features
+import assets.forecasting
+import assets.ingest
+import assets.logs
+import sensors.delivery
+import sensors.digest
+import sensors.failures
+import sensors.landing
+import sensors.logs
+import sensors.prometheus
+from assets.resources import ConfigResource, SlackResource, WarehouseResource
 
 # Stage modules, in flow order. A module exports any of ASSETS, ASSET_CHECKS, JOBS, SCHEDULES, SENSORS.
-STAGE_MODULES = (
-    "assets.ingest",
-    "assets.features",
-    "assets.detection",
-    "assets.forecasting",
-    "assets.logs",
-    "sensors.landing",
-    "sensors.prometheus",
-    "sensors.logs",
-    "sensors.delivery",
-    "sensors.failures",
-    "sensors.digest",
+STAGE_MODULES: tuple[ModuleType, ...] = (
+    assets.ingest,
+    assets.features,
+    assets.detection,
+    assets.forecasting,
+    assets.logs,
+    sensors.landing,
+    sensors.prometheus,
+    sensors.logs,
+    sensors.delivery,
+    sensors.failures,
+    sensors.digest,
 )
+KINDS = ("ASSETS", "ASSET_CHECKS", "JOBS", "SCHEDULES", "SENSORS")
 
 
-def _collect(modules: tuple[str, ...]) -> dict[str, list]:
-    found: dict[str, list] = {"ASSETS": [], "ASSET_CHECKS": [], "JOBS": [], "SCHEDULES": [], "SENSORS": []}
-    for name in modules:
-        if importlib.util.find_spec(name) is None:
-            continue
-        module = importlib.import_module(name)
-        for kind, items in found.items():
-            items.extend(getattr(module, kind, []))
+def _collect(modules: tuple[ModuleType, ...]) -> dict[str, list]:
+    found: dict[str, list] = {kind: [] for kind in KINDS}
+    for module in modules:
+        exported = [kind for kind in KINDS if hasattr(module, kind)]
+        if not exported:
+            raise ImportError(f"{module.__name__} exports none of {', '.join(KINDS)}")
+        for kind in exported:
+            found[kind].extend(getattr(module, kind))
     return found
 
 
@@ -56,7 +68,11 @@ def build_definitions() -> dg.Definitions:
         jobs=parts["JOBS"],
         schedules=parts["SCHEDULES"],
         sensors=[*parts["SENSORS"], automation],
-        resources={"warehouse": WarehouseResource()},
+        resources={
+            "warehouse": WarehouseResource(),
+            "sreops_config": ConfigResource(),
+            "slack": SlackResource.from_environment(),
+        },
     )
 
 

@@ -28,11 +28,11 @@ from pathlib import Path
 import duckdb
 
 from sreops import paths
+from sreops.config import environment
 from sreops.migrations import MIGRATIONS, Migration
 
 log = logging.getLogger(__name__)
 
-DEFAULT_LOCK_PATIENCE_S = 300.0
 _LOCK_MARKERS = (
     "could not set lock",
     "conflicting lock",
@@ -214,7 +214,7 @@ def _is_lock_error(exc: Exception) -> bool:
 
 
 def _lock_patience() -> float:
-    return float(os.environ.get("SREOPS_LOCK_PATIENCE_S", DEFAULT_LOCK_PATIENCE_S))
+    return environment.lock_patience_s()
 
 
 def _open(path: Path, patience_s: float) -> duckdb.DuckDBPyConnection:
@@ -246,7 +246,7 @@ def _open(path: Path, patience_s: float) -> duckdb.DuckDBPyConnection:
     con.execute("SET temp_directory = ?", [str(tmp)])
     con.execute("SET preserve_insertion_order = false")
     con.execute("SET enable_progress_bar = false")
-    memory = os.environ.get("SREOPS_DUCKDB_MEMORY")
+    memory = environment.duckdb_memory_limit()
     if memory:
         con.execute("SET memory_limit = ?", [memory])
     con.execute("SET TimeZone = 'UTC'")

@@ -23,7 +23,7 @@ from typing import Any
 from sreops import config, warehouse
 from sreops.alerting import outbox
 from sreops.alerting.delivery import Deliverer, FakeClock, SystemClock
-from sreops.alerting.fake_slack import FakeSlack
+from sreops.devtools.fake_slack import FakeSlack
 from sreops.alerting.slack import SlackPoster, make_client
 
 # Dagster's sensor daemon evaluates sensors in a loop of at least 5 s (dagster/_daemon/sensor.py,

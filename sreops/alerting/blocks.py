@@ -16,7 +16,8 @@ from urllib.parse import quote
 from sreops.alerting import mrkdwn
 from sreops.alerting.context import LogPattern
 from sreops.alerting.feedback import Feedback
-from sreops.alerting.model import GROUPED_KINDS, SEVERITY_EMOJI, Alert, severity_rank
+from sreops.alerting.model import GROUPED_KINDS, SEVERITY_EMOJI, Alert
+from sreops.severity import severity_rank
 
 DEFAULT_UI_URL = "http://127.0.0.1:3000"
 HOURLY_KEY_FORMAT = "%Y-%m-%d-%H:%M"

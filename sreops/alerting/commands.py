@@ -167,7 +167,7 @@ def run_test(args: argparse.Namespace) -> int:
     now = _now()
     with ExitStack() as stack:
         if args.fake:
-            from sreops.alerting.fake_slack import FakeSlack
+            from sreops.devtools.fake_slack import FakeSlack
 
             fake = stack.enter_context(FakeSlack(channels=(channel.lstrip("#"),)))
             os.environ["SLACK_API_URL"] = fake.url

@@ -20,10 +20,10 @@ from sreops.alerting.model import (
     SEVERITY_EMOJI,
     columns,
     fetch_alerts,
-    severity_rank,
     table_exists,
 )
 from sreops.config import Config
+from sreops.severity import severity_rank
 
 TOP_INCIDENTS = 5
 

@@ -10,7 +10,6 @@ from typing import Any
 
 import duckdb
 
-SEVERITIES = ("info", "warning", "minor", "major", "critical")
 SEVERITY_EMOJI = {
     "info": ":information_source:",
     "warning": ":warning:",
@@ -45,20 +44,6 @@ ALERT_COLUMNS = (
     "revision",
     "delivered_revision",
 )
-
-
-class UnknownSeverityError(ValueError):
-    """A severity outside info < warning < minor < major < critical."""
-
-
-def severity_rank(severity: str) -> int:
-    """Position of a severity in info < warning < minor < major < critical."""
-    try:
-        return SEVERITIES.index(severity)
-    except ValueError:
-        raise UnknownSeverityError(
-            f"unknown severity {severity!r}; use one of {', '.join(SEVERITIES)}"
-        ) from None
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,8 @@ from typing import Any
 
 import duckdb
 
-from sreops.alerting.model import Alert, fetch_alerts, severity_rank
+from sreops.alerting.model import Alert, fetch_alerts
+from sreops.severity import severity_rank
 
 # Score movements smaller than this update the row silently instead of notifying.
 NOTABLE_SCORE_CHANGE = 10.0

@@ -9,8 +9,9 @@ import datetime as dt
 from dataclasses import dataclass, field
 
 from sreops.alerting.feedback import Pattern, matching_pattern, pattern_reason
-from sreops.alerting.model import NOTICE_KINDS, Alert, severity_rank
+from sreops.alerting.model import NOTICE_KINDS, Alert
 from sreops.config import Config
+from sreops.severity import severity_rank
 
 BELOW_MIN_SEVERITY = "below_min_severity"
 SUPPRESSED = "suppressed"

@@ -17,15 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-# Elastic ML's bands: the lowest score of each severity, highest first.
-SEVERITY_BANDS: tuple[tuple[float, str], ...] = (
-    (75.0, "critical"),
-    (50.0, "major"),
-    (25.0, "minor"),
-    (3.0, "warning"),
-    (0.0, "info"),
-)
-SEVERITY_ORDER = ("info", "warning", "minor", "major", "critical")
+from sreops.severity import SEVERITY_BANDS, severity_of_score
+
 MIN_CALIBRATION_SAMPLE = 10
 
 
@@ -80,10 +73,7 @@ def to_evidence(score: np.ndarray) -> np.ndarray:
 
 def severity(score: float) -> str:
     """The severity band of one score."""
-    for floor, name in SEVERITY_BANDS:
-        if score >= floor:
-            return name
-    return "info"
+    return severity_of_score(score)
 
 
 def severities(scores: np.ndarray) -> np.ndarray:
@@ -93,11 +83,6 @@ def severities(scores: np.ndarray) -> np.ndarray:
     for floor, name in reversed(SEVERITY_BANDS):
         out[scores >= floor] = name
     return out
-
-
-def severity_rank(name: str) -> int:
-    """info=0 < warning < minor < major < critical=4."""
-    return SEVERITY_ORDER.index(name)
 
 
 class AlarmWindow:

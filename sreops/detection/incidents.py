@@ -33,6 +33,7 @@ import pandas as pd
 from sreops import warehouse
 from sreops.detection import calibration
 from sreops.detection.settings import AlarmPolicy
+from sreops.severity import severity_rank
 
 KIND = "anomaly"
 MINUTE = dt.timedelta(minutes=1)
@@ -311,7 +312,7 @@ def reconcile(
                 report.opened += 1
                 continue
             alert_id, old_status, old_severity, revision = by_key[key]
-            escalated = calibration.severity_rank(incident.severity) > calibration.severity_rank(old_severity)
+            escalated = severity_rank(incident.severity) > severity_rank(old_severity)
             newly_resolved = old_status != "resolved" and incident.resolved
             bump = int(escalated or newly_resolved)
             severity = incident.severity if escalated else old_severity

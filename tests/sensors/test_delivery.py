@@ -12,7 +12,7 @@ from assets.resources import WarehouseResource
 from sensors.delivery import INTERVAL_S, alert_delivery_sensor
 from sreops import warehouse
 from sreops.alerting import outbox
-from sreops.alerting.fake_slack import FakeSlack
+from sreops.devtools.fake_slack import FakeSlack
 
 
 def queue_incident(path: Path) -> str:

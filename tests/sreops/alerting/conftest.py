@@ -14,7 +14,7 @@ import pytest
 from sreops import config, warehouse
 from sreops.alerting import outbox
 from sreops.alerting.delivery import Deliverer, DeliveryReport, FakeClock
-from sreops.alerting.fake_slack import FakeSlack
+from sreops.devtools.fake_slack import FakeSlack
 from sreops.alerting.slack import SlackPoster, make_client
 
 START = dt.datetime(2026, 11, 20, 13, 0)

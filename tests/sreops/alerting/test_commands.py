@@ -10,7 +10,7 @@ import pytest
 
 from sreops import config, doctor
 from sreops.alerting import commands
-from sreops.alerting.fake_slack import FakeSlack
+from sreops.devtools.fake_slack import FakeSlack
 
 
 def parse(add, argv: list[str]) -> argparse.Namespace:

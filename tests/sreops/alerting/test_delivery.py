@@ -11,7 +11,7 @@ import pytest
 from sreops import config, warehouse
 from sreops.alerting import outbox
 from sreops.alerting.delivery import Deliverer, deliver_pending
-from sreops.alerting.fake_slack import FakeSlack
+from sreops.devtools.fake_slack import FakeSlack
 
 
 def root_posts(fake: FakeSlack) -> list:

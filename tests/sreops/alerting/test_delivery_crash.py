@@ -26,7 +26,7 @@ import pytest
 
 from sreops import warehouse
 from sreops.alerting import outbox
-from sreops.alerting.fake_slack import FakeSlack
+from sreops.devtools.fake_slack import FakeSlack
 
 REPO = Path(__file__).resolve().parents[3]
 CHANNELS = ("sre-alerts", "api-oncall", "payments", "platform")
