@@ -23,8 +23,8 @@ from typing import Any
 from sreops import config, warehouse
 from sreops.alerting import outbox
 from sreops.alerting.delivery import Deliverer, FakeClock, SystemClock
-from sreops.devtools.fake_slack import FakeSlack
 from sreops.alerting.slack import SlackPoster, make_client
+from sreops.devtools.fake_slack import FakeSlack
 
 # Dagster's sensor daemon evaluates sensors in a loop of at least 5 s (dagster/_daemon/sensor.py,
 # MIN_INTERVAL_LOOP_TIME); the delivery sensor's own minimum interval (3 s) is shorter, so it

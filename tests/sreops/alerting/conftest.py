@@ -14,8 +14,8 @@ import pytest
 from sreops import config, warehouse
 from sreops.alerting import outbox
 from sreops.alerting.delivery import Deliverer, DeliveryReport, FakeClock
-from sreops.devtools.fake_slack import FakeSlack
 from sreops.alerting.slack import SlackPoster, make_client
+from sreops.devtools.fake_slack import FakeSlack
 
 START = dt.datetime(2026, 11, 20, 13, 0)
 CHANNELS = ("sre-alerts", "api-oncall", "payments", "platform")

@@ -20,6 +20,7 @@ import os
 import re
 import shutil
 import tempfile
+import zlib
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +41,14 @@ FUZZ = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow, Heal
 # --- cells ------------------------------------------------------------------------------------
 
 moments = st.datetimes(min_value=dt.datetime(1974, 1, 1), max_value=dt.datetime(2099, 6, 1))
+
+
+def decompresses_to(data: bytes, plain: bytes) -> bool:
+    """Whether a damaged gzip stream still reads back, CRC and all, as the original bytes."""
+    try:
+        return gzip.decompress(data) == plain
+    except (OSError, EOFError, zlib.error):
+        return False
 
 
 @st.composite
@@ -271,15 +280,19 @@ def metric_file(draw, index: int) -> Generated:
             generated.whole_file = ("parquet",)
             generated.bad_cells = set()
     if gz:
+        plain = data
         data = gzip.compress(data, mtime=0)
+        if defect == "bitflip":
+            at = draw(st.integers(10, len(data) - 9))  # inside the deflate data, not the header
+            data = data[:at] + bytes([data[at] ^ draw(st.integers(1, 255))]) + data[at + 1 :]
+            if decompresses_to(data, plain):
+                defect = "none"  # the flip hit the unused padding bits of the last deflate byte
         if defect in ("truncate", "bitflip"):
             generated.bad_lines = set()
         if defect == "truncate":
             data = data[: draw(st.integers(1, len(data) - 1))]
             generated.whole_file = ("gzip stream",)
         if defect == "bitflip":
-            at = draw(st.integers(10, len(data) - 9))  # inside the deflate data, not the header
-            data = data[:at] + bytes([data[at] ^ draw(st.integers(1, 255))]) + data[at + 1 :]
             generated.whole_file = ("gzip stream",)
     if defect == "empty":
         data = b""
