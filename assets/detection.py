@@ -12,8 +12,8 @@ import pandas as pd
 
 from assets.metadata import line_plot, png, preview
 from assets.partitions import hour_key, hourly_partitions
-from assets.resources import WarehouseResource
-from sreops import config
+from assets.resources import ConfigResource, WarehouseResource
+from sreops.config import Config
 from sreops.detection import run, versions
 from sreops.detection.artifacts import FileModelStore
 from sreops.detection.store import SERVICE_METRIC
@@ -41,24 +41,27 @@ def _naive(moment: dt.datetime) -> dt.datetime:
     return moment.astimezone(dt.UTC).replace(tzinfo=None) if moment.tzinfo else moment
 
 
-def _events(path: str, start: dt.datetime, end: dt.datetime, lookback_s: float) -> list:
-    cfg = config.current()
+def _events(path: str, start: dt.datetime, end: dt.datetime, lookback_s: float, cfg: Config) -> list:
     settle = dt.timedelta(minutes=cfg.detection.deploy_settle_minutes)
     return run.load_events(path, start - dt.timedelta(seconds=lookback_s), end, cfg.events, settle)
 
 
 @dg.asset(group_name="detection", pool="warehouse", kinds={"duckdb", "numpy"}, deps=["metric_features_1m"])
 def detector_models(
-    context: dg.AssetExecutionContext, config: TrainingConfig, warehouse: WarehouseResource
+    context: dg.AssetExecutionContext,
+    config: TrainingConfig,
+    warehouse: WarehouseResource,
+    sreops_config: ConfigResource,
 ) -> dg.MaterializeResult:
     """Per series: the model it scores with from now on (trailing training window, one file each)."""
-    settings, _ = versions.current(warehouse.path)
+    cfg = sreops_config.load()
+    settings, _ = versions.current(warehouse.path, cfg)
     now = (
         _naive(dt.datetime.fromisoformat(config.as_of))
         if config.as_of
         else dt.datetime.now(dt.UTC).replace(tzinfo=None)
     )
-    events = _events(warehouse.path, now, now, run.events_lookback(settings))
+    events = _events(warehouse.path, now, now, run.events_lookback(settings), cfg)
     report = run.train_as_of(warehouse.path, now, settings, FileModelStore(), events)
     context.log.info(
         f"{report.trained} trained, {report.reused} already trained, {report.too_short} too short"
@@ -112,14 +115,20 @@ def daily_detector_training(context: dg.ScheduleEvaluationContext) -> dg.RunRequ
         ),
     ],
 )
-def anomalies(context: dg.AssetExecutionContext, config: DetectionRunConfig, warehouse: WarehouseResource):
+def anomalies(
+    context: dg.AssetExecutionContext,
+    config: DetectionRunConfig,
+    warehouse: WarehouseResource,
+    sreops_config: ConfigResource,
+):
     """A 0–100 score per series-minute and per service-minute, with explanations, for each hour."""
     window = context.partition_time_window
     start, end = _naive(window.start), _naive(window.end)
-    settings, policy = versions.current(warehouse.path)
+    cfg = sreops_config.load()
+    settings, policy = versions.current(warehouse.path, cfg)
     if config.version:
         settings = versions.settings_of(warehouse.path, config.version)
-    events = _events(warehouse.path, start, end, run.events_lookback(settings))
+    events = _events(warehouse.path, start, end, run.events_lookback(settings), cfg)
     store = FileModelStore()
     results = [
         run.score_hour(warehouse.path, h, settings, policy, store, events) for h in hours_between(start, end)
@@ -180,11 +189,13 @@ def anomalies(context: dg.AssetExecutionContext, config: DetectionRunConfig, war
     automation_condition=FOLLOW_FEATURES,
     backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=24),
 )
-def alerts_asset(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+def alerts_asset(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource, sreops_config: ConfigResource
+) -> dg.MaterializeResult:
     """Anomaly incidents (N-of-M to open, hysteresis and a quiet period to resolve) in the alerts outbox."""
     window = context.partition_time_window
     start, end = _naive(window.start), _naive(window.end)
-    settings, policy = versions.current(warehouse.path)
+    settings, policy = versions.current(warehouse.path, sreops_config.load())
     found, totals = [], run.ReconcileReport()
     for hour in hours_between(start, end):
         hour_found, report = run.update_incidents(

@@ -8,8 +8,7 @@ import dagster as dg
 import pandas as pd
 
 from assets.metadata import png, preview
-from assets.resources import WarehouseResource
-from sreops import config
+from assets.resources import ConfigResource, WarehouseResource
 from sreops.forecasting import run
 
 WITHIN_LIMITS = "within_replica_limits"
@@ -21,9 +20,11 @@ WITHIN_LIMITS = "within_replica_limits"
     kinds={"duckdb", "prophet"},
     deps=["metric_features_1m"],
 )
-def forecasts(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+def forecasts(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource, sreops_config: ConfigResource
+) -> dg.MaterializeResult:
     """Hourly-peak forecasts of every service's scaling metric (Prophet, warm-started, in parallel)."""
-    report = run.refit(warehouse.path, config.current())
+    report = run.refit(warehouse.path, sreops_config.load())
     for name, why in report.skipped.items():
         context.log.warning(f"{name}: {why}")
     accuracy = report.accuracy()
@@ -54,9 +55,11 @@ def forecasts(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -
         )
     ],
 )
-def scaling_recommendations(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+def scaling_recommendations(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource, sreops_config: ConfigResource
+):
     """Replicas per service for each hour ahead: forecast band + headroom, recent-load floor, stabilized."""
-    advice, skipped = run.advise(warehouse.path, config.current())
+    advice, skipped = run.advise(warehouse.path, sreops_config.load())
     for name, why in skipped.items():
         context.log.warning(f"{name}: {why}")
     exports = run.write_exports(advice)
@@ -101,10 +104,12 @@ JOBS = [forecasting_job]
     execution_timezone="UTC",
     default_status=dg.DefaultScheduleStatus.RUNNING,
 )
-def hourly_scaling_advice(context: dg.ScheduleEvaluationContext, warehouse: WarehouseResource):
+def hourly_scaling_advice(
+    context: dg.ScheduleEvaluationContext, warehouse: WarehouseResource, sreops_config: ConfigResource
+):
     """Every hour: new advice; a Prophet refit too once the latest fit is `refit_hours` old."""
     hour = context.scheduled_execution_time.strftime("%Y-%m-%dT%H")
-    if run.refit_due(warehouse.path, config.current()):
+    if run.refit_due(warehouse.path, sreops_config.load()):
         return dg.RunRequest(run_key=f"refit-{hour}")
     return dg.RunRequest(run_key=f"advise-{hour}", asset_selection=[scaling_recommendations.key])
 

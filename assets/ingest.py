@@ -7,7 +7,8 @@ import pandas as pd
 
 from assets.metadata import preview
 from assets.resources import WarehouseResource
-from sreops.ingest import files as landing_files
+from sreops.ingest import landing as metric_landing
+from sreops.ingest import run as ingest_run
 
 
 class IngestConfig(dg.Config):
@@ -21,11 +22,11 @@ def metric_samples(
     context: dg.AssetExecutionContext, config: IngestConfig, warehouse: WarehouseResource
 ) -> dg.MaterializeResult:
     """Raw samples from landing files; malformed files are quarantined with the reason."""
-    targets = [Path(f) for f in config.files] if config.files else landing_files.discover()
+    targets = [Path(f) for f in config.files] if config.files else metric_landing.discover()
     present = [p for p in targets if p.exists()]
     if len(present) < len(targets):
         context.log.info(f"{len(targets) - len(present)} file(s) already moved by an earlier run")
-    results = landing_files.ingest_files(present, warehouse.path, source="landing", move=True)
+    results = ingest_run.ingest_files(present, warehouse.path, source="landing", move=True)
     for result in results:
         if result.status == "quarantined":
             context.log.warning(result.error)

@@ -7,17 +7,18 @@ import pandas as pd
 
 from assets.metadata import line_plot, png, preview
 from assets.partitions import hourly_partitions
-from assets.resources import WarehouseResource
-from sreops import config
+from assets.resources import ConfigResource, WarehouseResource
 from sreops.logs import run
 
 COUNTS_MATCH_LINES = "counts_match_lines"
 
 
 @dg.asset(group_name="logs", pool="warehouse", kinds={"duckdb"})
-def log_lines(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+def log_lines(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource, sreops_config: ConfigResource
+) -> dg.MaterializeResult:
     """Records appended to the files under landing/logs/<service>/ since the last run, each once."""
-    result = run.ingest(warehouse.path)
+    result = run.ingest(warehouse.path, cfg=sreops_config.load())
     for read in result.files:
         if read.note:
             context.log.info(f"{read.path.name}: {read.note}")
@@ -47,9 +48,11 @@ def log_lines(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -
 
 
 @dg.asset(group_name="logs", pool="warehouse", kinds={"duckdb"}, deps=[log_lines])
-def log_clusters(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+def log_clusters(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource, sreops_config: ConfigResource
+) -> dg.MaterializeResult:
     """Each pending log line's cluster (streaming, embedding-assisted); new WARN+ patterns raise alerts."""
-    clustered = run.cluster_pending(warehouse.path, cfg=config.current())
+    clustered = run.cluster_pending(warehouse.path, cfg=sreops_config.load())
     table = pd.DataFrame(
         [
             {"service": s.service, "lines": s.lines, "clusters": s.clusters, "new": len(s.new_clusters),

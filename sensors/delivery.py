@@ -7,8 +7,8 @@ seconds and an alert should reach Slack within ~10 s of its row appearing. Each 
 
 import dagster as dg
 
-from assets.resources import WarehouseResource
-from sreops.alerting import delivery
+from assets.resources import ConfigResource, SlackResource, WarehouseResource
+from sreops.alerting.delivery.run import deliver_pending
 from sreops.warehouse import WarehouseLockedError
 
 # The daemon evaluates sensors every 5 s; a smaller minimum lets every evaluation loop tick.
@@ -24,11 +24,20 @@ LOCK_PATIENCE_S = 5.0
     description="Posts pending alerts to Slack (or logs them in dry-run mode): threads, updates, charts, "
     "Retry-After and backoff, exactly once.",
 )
-def alert_delivery_sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseResource) -> dg.SkipReason:
+def alert_delivery_sensor(
+    context: dg.SensorEvaluationContext,
+    warehouse: WarehouseResource,
+    sreops_config: ConfigResource,
+    slack: SlackResource,
+) -> dg.SkipReason:
     """One bounded delivery pass over the outbox."""
     try:
-        report = delivery.deliver_pending(
-            warehouse.path, budget_s=DELIVERY_BUDGET_S, patience_s=LOCK_PATIENCE_S
+        report = deliver_pending(
+            warehouse.path,
+            config=sreops_config.load(),
+            slack=slack.settings,
+            budget_s=DELIVERY_BUDGET_S,
+            patience_s=LOCK_PATIENCE_S,
         )
     except WarehouseLockedError as exc:
         return dg.SkipReason(f"warehouse busy, delivering next tick: {exc}")

@@ -4,8 +4,7 @@ import datetime as dt
 
 import dagster as dg
 
-from assets.resources import WarehouseResource
-from sreops import config
+from assets.resources import ConfigResource, WarehouseResource, definition_config
 from sreops.alerting import digest
 
 
@@ -13,10 +12,12 @@ from sreops.alerting import digest
     pool="warehouse",
     description="Queue today's digest (top incidents, precision, capacity, new log patterns).",
 )
-def queue_daily_digest(context: dg.OpExecutionContext, warehouse: WarehouseResource) -> None:
+def queue_daily_digest(
+    context: dg.OpExecutionContext, warehouse: WarehouseResource, sreops_config: ConfigResource
+) -> None:
     """Queue the digest once per day."""
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-    alert_id = digest.enqueue(warehouse.path, config.current(), now)
+    alert_id = digest.enqueue(warehouse.path, sreops_config.load(), now)
     context.log.info(
         f"digest queued as alert {alert_id}" if alert_id else "today's digest was already queued"
     )
@@ -30,7 +31,7 @@ def alert_digest_job() -> None:
 daily_digest_schedule = dg.ScheduleDefinition(
     name="daily_alert_digest",
     job=alert_digest_job,
-    cron_schedule=f"0 {config.current().alerting.digest_hour_utc} * * *",
+    cron_schedule=f"0 {definition_config().alerting.digest_hour_utc} * * *",  # structure: read at load
     execution_timezone="UTC",
     default_status=dg.DefaultScheduleStatus.RUNNING,
 )

@@ -4,8 +4,7 @@ import datetime as dt
 
 import dagster as dg
 
-from assets.resources import WarehouseResource
-from sreops import config
+from assets.resources import ConfigResource, WarehouseResource
 from sreops.alerting import health
 from sreops.warehouse import WarehouseLockedError
 
@@ -43,13 +42,14 @@ def run_failure_of(context: dg.RunFailureSensorContext) -> health.RunFailure:
     minimum_interval_seconds=5,
     description="Raises an alert (with a link to the run) when a run fails; a later success resolves it.",
 )
-def run_failure_alerts(context: dg.RunFailureSensorContext, warehouse: WarehouseResource) -> None:
+def run_failure_alerts(
+    context: dg.RunFailureSensorContext, warehouse: WarehouseResource, sreops_config: ConfigResource
+) -> None:
     """Open or update the job's run-failure alert."""
     failure = run_failure_of(context)
     # A locked warehouse raises: the tick fails and Dagster offers this run again next tick.
-    health.record_run_failure(
-        warehouse.path, failure, _now(), config.current().alerting.reopen_minutes, patience_s=LOCK_PATIENCE_S
-    )
+    reopen_minutes = sreops_config.load().alerting.reopen_minutes
+    health.record_run_failure(warehouse.path, failure, _now(), reopen_minutes, patience_s=LOCK_PATIENCE_S)
 
 
 @dg.run_status_sensor(
@@ -72,11 +72,13 @@ def run_recovery_alerts(context: dg.RunStatusSensorContext, warehouse: Warehouse
     description="Alerts when a live source stops sending or a model family is not retrained in time.",
 )
 def pipeline_health_sensor(
-    context: dg.SensorEvaluationContext, warehouse: WarehouseResource
+    context: dg.SensorEvaluationContext, warehouse: WarehouseResource, sreops_config: ConfigResource
 ) -> dg.SkipReason:
     """Check sources and models; open and resolve their alerts."""
     try:
-        report = health.check_pipeline(warehouse.path, config.current(), _now(), patience_s=LOCK_PATIENCE_S)
+        report = health.check_pipeline(
+            warehouse.path, sreops_config.load(), _now(), patience_s=LOCK_PATIENCE_S
+        )
     except WarehouseLockedError as exc:
         return dg.SkipReason(f"warehouse busy, checking next tick: {exc}")
     problems = "; ".join(f.summary for f in report.findings[:5])

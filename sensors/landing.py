@@ -14,7 +14,7 @@ from assets.resources import WarehouseResource
 from sensors.rebuilds import rebuild_requests
 from sreops import paths
 from sreops.features import ASSET as FEATURES_ASSET
-from sreops.ingest import files as landing_files
+from sreops.ingest import landing as metric_landing
 
 MAX_FILES_PER_RUN = 50
 SETTLE_SECONDS = 1.0  # a file must be this old, so a writer that does not rename is done
@@ -35,7 +35,7 @@ def landing_run_requests(
     last_mark: int = state.get("mark", 0)
     requests: list[dg.RunRequest] = []
 
-    present = {str(p): p for p in landing_files.discover(landing)}
+    present = {str(p): p for p in metric_landing.discover(landing)}
     fresh = []
     for name, path in present.items():
         try:

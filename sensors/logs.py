@@ -9,9 +9,9 @@ import dagster as dg
 
 from assets.logs import ingest_logs_job, log_counts_job
 from assets.partitions import hourly_partitions
-from assets.resources import WarehouseResource
+from assets.resources import ConfigResource, WarehouseResource
 from sensors.rebuilds import rebuild_requests
-from sreops import config, paths
+from sreops import paths
 from sreops.ingest import logfiles
 from sreops.logs.store import COUNTS_ASSET
 
@@ -72,7 +72,9 @@ def log_run_requests(
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Every few seconds: read and cluster appended log lines, then recount the hours touched.",
 )
-def landing_logs_sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseResource):
+def landing_logs_sensor(
+    context: dg.SensorEvaluationContext, warehouse: WarehouseResource, sreops_config: ConfigResource
+):
     """Changed log files → `ingest_logs`; hours with newly clustered lines → `build_log_counts`."""
     keys = set(hourly_partitions.get_partition_keys())
     requests, cursor, note = log_run_requests(
@@ -81,7 +83,7 @@ def landing_logs_sensor(context: dg.SensorEvaluationContext, warehouse: Warehous
         paths.landing_logs(),
         warehouse.path,
         keys,
-        idle_seconds=config.current().logs.flush_idle_seconds,
+        idle_seconds=sreops_config.load().logs.flush_idle_seconds,
     )
     context.update_cursor(cursor)
     if note:

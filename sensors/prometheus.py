@@ -4,7 +4,8 @@ import datetime as dt
 
 import dagster as dg
 
-from sreops import config, paths
+from assets.resources import ConfigResource
+from sreops import paths
 from sreops.ingest import prometheus
 
 MAX_WINDOW = dt.timedelta(hours=1)  # catch up an hour per tick after an outage
@@ -29,9 +30,9 @@ def scrape_window(
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Reads sources.prometheus queries into landing files (idle when none are configured).",
 )
-def prometheus_scrape_sensor(context: dg.SensorEvaluationContext):
+def prometheus_scrape_sensor(context: dg.SensorEvaluationContext, sreops_config: ConfigResource):
     """Scrape the next window; on failure the cursor stays, so the window is read again next tick."""
-    cfg = config.current().sources.prometheus
+    cfg = sreops_config.load().sources.prometheus
     if not cfg.url or not cfg.queries:
         return dg.SkipReason("no Prometheus configured (sources.prometheus.url and queries)")
     window = scrape_window(context.cursor, dt.datetime.now(dt.UTC), cfg.step_seconds)

@@ -3,7 +3,7 @@
 import dagster as dg
 
 from assets.partitions import hour_key
-from sreops import marks
+from sreops import marks, warehouse
 from sreops.warehouse import WarehouseLockedError
 
 READ_PATIENCE_SECONDS = 3.0
@@ -23,7 +23,8 @@ def rebuild_requests(
     partitions are skipped and said so; a busy warehouse defers everything to the next tick.
     """
     try:
-        new_marks = marks.marks_after(warehouse_path, asset, after_mark, patience_s=READ_PATIENCE_SECONDS)
+        with warehouse.connect(warehouse_path, patience_s=READ_PATIENCE_SECONDS) as con:
+            new_marks = marks.marks_after(con, asset, after_mark)
     except WarehouseLockedError:
         return [], after_mark, "warehouse busy; marked hours will be requested next tick"
     requests, skipped = [], 0

@@ -1,22 +1,22 @@
-"""`sreops doctor`: is the config valid, is the warehouse whole and usable, can the Slack app post where alerts go?
+"""The checks of `sreops doctor`: is the warehouse whole and usable, can the Slack app post where alerts go?
 
-Every check reports what it found; none reports ok for something it did not look at: the config
-is loaded with every validation the platform applies (log patterns included), and the warehouse
-is opened, checked for truncation, schema version and a read of every table before anything
-migrates it.
+Every check reports what it found; none reports ok for something it did not look at: the
+warehouse is opened, checked for truncation, schema version and a read of every table before
+anything migrates it. (The config check, which loads the config, is the command's own:
+`sreops.cli.doctor`.)
 """
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
-import os
 from dataclasses import dataclass
 
 import duckdb
 
-from sreops import config, paths, warehouse
-from sreops.alerting.slack import SlackFailure, SlackPoster, api_url, make_client
+from sreops import config, warehouse
+from sreops.alerting.slack import SlackFailure, SlackPoster, make_client
+from sreops.integrity import WarehouseUnusableError
+from sreops.migrations.runner import MigrationError
 
 OK, WARN, FAIL = "ok", "warn", "FAIL"
 REQUIRED_SCOPES = {"chat:write", "files:write", "channels:read"}
@@ -31,18 +31,6 @@ class Check:
     status: str
     name: str
     detail: str
-
-
-def check_config() -> tuple[list[Check], config.Config | None]:
-    """The config file parses and validates."""
-    try:
-        cfg = config.load()
-    except config.ConfigError as exc:
-        return [Check(FAIL, "config", str(exc))], None
-    source = config.config_path()
-    where = str(source) if source.exists() else "no config file; built-in defaults"
-    routes = len(cfg.alerting.routes)
-    return [Check(OK, "config", f"{where} ({len(cfg.services)} services, {routes} alert routes)")], cfg
 
 
 def check_warehouse(path: str | None) -> list[Check]:
@@ -61,9 +49,9 @@ def check_warehouse(path: str | None) -> list[Check]:
                 " count(*) FILTER (WHERE delivery_status = 'failed') FROM alerts"
             ).fetchall()[0]
             state = dict(con.execute("SELECT key, value FROM alert_delivery_state").fetchall())
-    except (warehouse.WarehouseUnusableError, warehouse.WarehouseLockedError) as exc:
+    except (WarehouseUnusableError, warehouse.WarehouseLockedError) as exc:
         return [Check(FAIL, "warehouse", str(exc))]
-    except (warehouse.MigrationError, OSError, duckdb.Error) as exc:
+    except (MigrationError, OSError, duckdb.Error) as exc:
         return [Check(FAIL, "warehouse", f"{target}: {exc}")]
     if found is not None:
         checks_read = f", {found.tables} tables read, {found.size_bytes / 1e6:,.1f} MB"
@@ -109,11 +97,11 @@ def configured_channels(cfg: config.Config) -> list[str]:
     return list(dict.fromkeys(c for c in channels if c))
 
 
-def check_slack(cfg: config.Config) -> list[Check]:
+def check_slack(cfg: config.Config, slack: config.SlackSettings) -> list[Check]:
     """The token works (auth.test), has the scopes delivery needs, and the app is in every routed channel."""
-    client = make_client()
+    client = make_client(slack.bot_token, slack.api_url)
     checks = []
-    if not os.environ.get("SLACK_SIGNING_SECRET"):
+    if not slack.signing_secret:
         checks.append(
             Check(
                 WARN,
@@ -138,8 +126,10 @@ def check_slack(cfg: config.Config) -> list[Check]:
     try:
         who = poster.auth_test()
     except SlackFailure as exc:
-        return [Check(FAIL, "slack", f"auth.test against {api_url()} failed: {exc}"), *checks]
-    checks.insert(0, Check(OK, "slack", f"token works: {who.get('user')} in {who.get('team')} ({api_url()})"))
+        return [Check(FAIL, "slack", f"auth.test against {slack.api_url} failed: {exc}"), *checks]
+    checks.insert(
+        0, Check(OK, "slack", f"token works: {who.get('user')} in {who.get('team')} ({slack.api_url})")
+    )
     scopes = set(who.get("scopes") or [])
     if scopes:
         missing = REQUIRED_SCOPES - scopes
@@ -185,24 +175,8 @@ def check_slack(cfg: config.Config) -> list[Check]:
     return checks
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of `sreops doctor`."""
-    parser.add_argument(
-        "--warehouse", default=None, help=f"warehouse file (default {paths.warehouse_path()})"
-    )
-
-
-def run(args: argparse.Namespace) -> int:
-    """Print one line per check; exit 1 if any failed."""
-    checks, cfg = check_config()
-    checks += check_warehouse(args.warehouse)
-    if cfg is not None:
-        checks += check_slack(cfg)
-    if not os.environ.get("DAGSTER_UI_URL"):
-        checks.append(
-            Check(OK, "links", "DAGSTER_UI_URL not set; alert links point at http://127.0.0.1:3000")
-        )
-    width = max(len(c.name) for c in checks)
-    for check in checks:
-        print(f"{check.status:<4}  {check.name:<{width}}  {check.detail}")
-    return 1 if any(c.status == FAIL for c in checks) else 0
+def check_links(slack: config.SlackSettings) -> list[Check]:
+    """Where alert links point, when `DAGSTER_UI_URL` does not say."""
+    if slack.ui_url_configured:
+        return []
+    return [Check(OK, "links", "DAGSTER_UI_URL not set; alert links point at http://127.0.0.1:3000")]

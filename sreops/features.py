@@ -13,12 +13,19 @@ A build replaces the hour's rows in one transaction: re-running never duplicates
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from sreops import warehouse
+import duckdb
+import pandas as pd
+
+from sreops import marks, warehouse
+from sreops.timeutil import floor_hour, naive_utc
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 ASSET = "metric_features_1m"
 LOOKBACK = dt.timedelta(hours=1)
@@ -111,16 +118,10 @@ class HourBuild:
     series: int
 
 
-def _naive_utc(moment: dt.datetime) -> dt.datetime:
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(dt.UTC).replace(tzinfo=None)
-    return moment
-
-
 def hours_between(start: dt.datetime, end: dt.datetime) -> list[dt.datetime]:
     """Every hour start in [start, end)."""
-    hour = _naive_utc(start).replace(minute=0, second=0, microsecond=0)
-    end = _naive_utc(end)
+    hour = floor_hour(start)
+    end = naive_utc(end)
     hours = []
     while hour < end:
         hours.append(hour)
@@ -128,24 +129,45 @@ def hours_between(start: dt.datetime, end: dt.datetime) -> list[dt.datetime]:
     return hours
 
 
-def build_hour(warehouse_path: str | Path | None, hour: dt.datetime) -> HourBuild:
-    """Rebuild the features of one hour atomically; returns the counts written."""
-    start = _naive_utc(hour).replace(minute=0, second=0, microsecond=0)
+def write_hour(con: duckdb.DuckDBPyConnection, hour: dt.datetime) -> HourBuild:
+    """Replace the features of the hour holding `hour` and record the build (call in a transaction)."""
+    start = floor_hour(hour)
     end = start + dt.timedelta(hours=1)
     params = {"start": start, "end": end, "lookback": start - LOOKBACK}
-    with warehouse.transaction(warehouse_path) as con:
-        con.execute("DELETE FROM metric_features_1m WHERE minute >= ? AND minute < ?", [start, end])
-        con.execute(f"INSERT INTO metric_features_1m ({', '.join(FEATURE_COLUMNS)}) {_FEATURES_SQL}", params)
-        rows, samples, series = con.execute(
-            "SELECT count(*), coalesce(sum(n), 0), count(DISTINCT (service, metric)) FROM metric_features_1m"
-            " WHERE minute >= ? AND minute < ?",
-            [start, end],
-        ).fetchone()
-        con.execute(
-            "INSERT OR REPLACE INTO partition_builds VALUES (?, ?, ?, ?, now()::TIMESTAMP)",
-            [ASSET, start, rows, samples],
-        )
+    con.execute("DELETE FROM metric_features_1m WHERE minute >= ? AND minute < ?", [start, end])
+    con.execute(f"INSERT INTO metric_features_1m ({', '.join(FEATURE_COLUMNS)}) {_FEATURES_SQL}", params)
+    rows, samples, series = con.execute(
+        "SELECT count(*), coalesce(sum(n), 0), count(DISTINCT (service, metric)) FROM metric_features_1m"
+        " WHERE minute >= ? AND minute < ?",
+        [start, end],
+    ).fetchone()
+    marks.record_build(con, ASSET, start, rows, samples)
     return HourBuild(hour=start, rows=rows, samples=int(samples), series=series)
+
+
+def insert_features(con: duckdb.DuckDBPyConnection, frame: pd.DataFrame | pa.Table) -> int:
+    """Insert ready-made feature rows (columns a subset of `FEATURE_COLUMNS`); the rows added.
+
+    For generators, benchmarks and tests that make features themselves; builds go through
+    `build_hour`.
+    """
+    columns = list(frame.column_names) if hasattr(frame, "column_names") else [str(c) for c in frame.columns]
+    unknown = sorted(set(columns) - set(FEATURE_COLUMNS))
+    if unknown:
+        raise ValueError(f"not columns of metric_features_1m: {', '.join(unknown)}")
+    names = ", ".join(columns)
+    con.register("new_features", frame)
+    try:
+        con.execute(f"INSERT INTO metric_features_1m ({names}) SELECT {names} FROM new_features")
+    finally:
+        con.unregister("new_features")
+    return len(frame)
+
+
+def build_hour(warehouse_path: str | Path | None, hour: dt.datetime) -> HourBuild:
+    """Rebuild the features of one hour atomically; returns the counts written."""
+    with warehouse.transaction(warehouse_path) as con:
+        return write_hour(con, hour)
 
 
 def build_range(warehouse_path: str | Path | None, start: dt.datetime, end: dt.datetime) -> list[HourBuild]:
@@ -159,7 +181,7 @@ def duplicate_keys(warehouse_path: str | Path | None, start: dt.datetime, end: d
         return con.execute(
             "SELECT count(*) FROM (SELECT minute, service, metric FROM metric_features_1m"
             " WHERE minute >= ? AND minute < ? GROUP BY ALL HAVING count(*) > 1)",
-            [_naive_utc(start), _naive_utc(end)],
+            [naive_utc(start), naive_utc(end)],
         ).fetchone()[0]
 
 
@@ -170,40 +192,20 @@ def sample_count_mismatch(
     with warehouse.connect(warehouse_path) as con:
         counted = con.execute(
             "SELECT coalesce(sum(n), 0) FROM metric_features_1m WHERE minute >= ? AND minute < ?",
-            [_naive_utc(start), _naive_utc(end)],
+            [naive_utc(start), naive_utc(end)],
         ).fetchone()[0]
         distinct = con.execute(
             "SELECT count(*) FROM (SELECT DISTINCT service, metric, ts FROM metric_sample_values WHERE ts >= ? AND ts < ?)",
-            [_naive_utc(start), _naive_utc(end)],
+            [naive_utc(start), naive_utc(end)],
         ).fetchone()[0]
     return int(counted), int(distinct)
 
 
 def read_hour(warehouse_path: str | Path | None, hour: dt.datetime):
     """The features of one hour as a pandas DataFrame, ordered by service, metric, minute."""
-    start = _naive_utc(hour).replace(minute=0, second=0, microsecond=0)
+    start = floor_hour(hour)
     with warehouse.connect(warehouse_path) as con:
         return con.execute(
             "SELECT * FROM metric_features_1m WHERE minute >= ? AND minute < ? ORDER BY service, metric, minute",
             [start, start + dt.timedelta(hours=1)],
         ).df()
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Arguments of `sreops features`."""
-    parser.add_argument("start", help="first hour, ISO-8601 UTC (e.g. 2026-11-20T13:00)")
-    parser.add_argument("end", nargs="?", help="end hour, exclusive (default: start + 1 h)")
-
-
-def run(args: argparse.Namespace) -> int:
-    """`sreops features START [END]`: rebuild those hours outside Dagster."""
-    from tqdm import tqdm
-
-    start = dt.datetime.fromisoformat(args.start)
-    end = dt.datetime.fromisoformat(args.end) if args.end else start + dt.timedelta(hours=1)
-    for hour in tqdm(hours_between(start, end), desc="features", unit="hour"):
-        build = build_hour(None, hour)
-        tqdm.write(
-            f"{build.hour:%Y-%m-%d %H:00}  {build.rows} rows from {build.samples} samples, {build.series} series"
-        )
-    return 0

@@ -1,12 +1,18 @@
-"""Partition marks: hours whose inputs changed and whose derived tables must be rebuilt."""
+"""Partition marks and builds: the one writer of `partition_marks` and `partition_builds`.
+
+A mark says an hour's inputs changed, so the derived asset's partition must be rebuilt (the
+landing sensors turn marks into runs); a build records what a partition's last rebuild
+wrote. Functions take a connection: the caller's transaction holds the mark with the rows
+that caused it, and the build with the rows it counts.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path
 
-from sreops import warehouse
+import duckdb
 
 
 @dataclass(frozen=True)
@@ -22,18 +28,42 @@ class HourRange:
         return int((self.last - self.first) / dt.timedelta(hours=1)) + 1
 
 
-def marks_after(
-    warehouse_path: str | Path | None, asset: str, after: int, *, patience_s: float | None = None
-) -> list[tuple[int, dt.datetime]]:
+def mark_hours(
+    con: duckdb.DuckDBPyConnection,
+    asset: str,
+    hours: Iterable[dt.datetime],
+    reason: str,
+    file_id: int | None = None,
+) -> int:
+    """Mark the distinct hours of `hours` (truncated) of `asset` to rebuild; how many were marked."""
+    distinct = sorted({hour.replace(minute=0, second=0, microsecond=0) for hour in hours})
+    if distinct:
+        con.executemany(
+            "INSERT INTO partition_marks VALUES (nextval('partition_marks_seq'), ?, ?, ?, ?, now()::TIMESTAMP)",
+            [[asset, hour, reason, file_id] for hour in distinct],
+        )
+    return len(distinct)
+
+
+def record_build(
+    con: duckdb.DuckDBPyConnection, asset: str, hour: dt.datetime, rows: int, inputs: int
+) -> None:
+    """Record that `asset`'s partition `hour` was rebuilt with `rows` rows from `inputs` input rows."""
+    con.execute(
+        "INSERT OR REPLACE INTO partition_builds VALUES (?, ?, ?, ?, now()::TIMESTAMP)",
+        [asset, hour, rows, inputs],
+    )
+
+
+def marks_after(con: duckdb.DuckDBPyConnection, asset: str, after: int) -> list[tuple[int, dt.datetime]]:
     """(mark_id, hour) of every mark for `asset` newer than `after`, oldest first."""
-    with warehouse.connect(warehouse_path, patience_s=patience_s) as con:
-        return [
-            (row[0], row[1])
-            for row in con.execute(
-                "SELECT mark_id, hour FROM partition_marks WHERE asset = ? AND mark_id > ? ORDER BY mark_id",
-                [asset, after],
-            ).fetchall()
-        ]
+    return [
+        (row[0], row[1])
+        for row in con.execute(
+            "SELECT mark_id, hour FROM partition_marks WHERE asset = ? AND mark_id > ? ORDER BY mark_id",
+            [asset, after],
+        ).fetchall()
+    ]
 
 
 def group_hours(marks: list[tuple[int, dt.datetime]], max_hours: int = 24) -> list[HourRange]:

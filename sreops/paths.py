@@ -46,3 +46,15 @@ def models_dir() -> Path:
 def demo_dir() -> Path:
     """Ground truth and notes written by `sreops demo`."""
     return home() / "demo"
+
+
+# Public benchmark data shared beside the repository: kind -> the variable that may move it.
+SHARED_DATA_ENV = {"loghub": "SREOPS_LOGHUB_DIR", "demand": "SREOPS_DEMAND_DIR"}
+
+
+def shared_data_dir(kind: str) -> Path:
+    """A shared data folder (`loghub`, `demand`): its variable, else `../shared/data/<kind>` beside the repository."""
+    configured = os.environ.get(SHARED_DATA_ENV[kind])
+    if configured:
+        return Path(configured)
+    return Path(__file__).resolve().parents[2] / "shared" / "data" / kind

@@ -1,4 +1,4 @@
-"""Slack messages for incidents: the root (current state, Block Kit), thread replies, notices.
+"""Slack messages for incidents: the root (current state, Block Kit) and notices (replies: `replies`).
 
 Rendering is pure: it takes alerts, their feedback and log context, and returns text plus blocks.
 Every data-derived string goes through :mod:`sreops.alerting.mrkdwn` on its way in, so a service,
@@ -8,18 +8,17 @@ metric, summary or log template can never become a mention or a link.
 from __future__ import annotations
 
 import datetime as dt
-import os
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
 from sreops.alerting import mrkdwn
 from sreops.alerting.context import LogPattern
-from sreops.alerting.feedback import Feedback
-from sreops.alerting.model import GROUPED_KINDS, SEVERITY_EMOJI, Alert
+from sreops.alerting.feedback.labels import Feedback
+from sreops.alerting.model import SEVERITY_EMOJI, Alert
+from sreops.config.environment import DEFAULT_UI_URL
 from sreops.severity import severity_rank
 
-DEFAULT_UI_URL = "http://127.0.0.1:3000"
 HOURLY_KEY_FORMAT = "%Y-%m-%d-%H:%M"
 ACTION_ACK = "sreops_ack"
 ACTION_SNOOZE = "sreops_snooze"
@@ -85,14 +84,9 @@ class ThreadView:
         return max((a.resolved_at or a.updated_at) for a in self.members)
 
 
-def ui_url() -> str:
-    """Base URL of the Dagster UI for links (`DAGSTER_UI_URL`)."""
-    return (os.environ.get("DAGSTER_UI_URL") or DEFAULT_UI_URL).rstrip("/")
-
-
-def dagster_link(alert: Alert) -> tuple[str, str]:
-    """(label, URL) of the run or asset partition behind an alert; the label is Slack-escaped."""
-    base = ui_url()
+def dagster_link(alert: Alert, ui_url: str = DEFAULT_UI_URL) -> tuple[str, str]:
+    """(label, URL) of the run or asset partition behind an alert, under the Dagster UI at `ui_url`."""
+    base = ui_url.rstrip("/")
     details = alert.details
     if details.get("run_id"):
         return "View run in Dagster", f"{base}/runs/{quote(str(details['run_id']), safe='')}"
@@ -245,8 +239,10 @@ def header_text(view: ThreadView) -> str:
     return f":white_check_mark: RESOLVED · {subject} (was {view.severity})"
 
 
-def root_message(view: ThreadView, now: dt.datetime, snooze_minutes: int = 60) -> Message:
-    """The incident's root message, showing its current state."""
+def root_message(
+    view: ThreadView, now: dt.datetime, snooze_minutes: int = 60, *, ui_url: str = DEFAULT_UI_URL
+) -> Message:
+    """The incident's root message, showing its current state (its link under the Dagster UI at `ui_url`)."""
     primary = view.primary
     state = "firing" if view.firing else "resolved"
     started = view.first
@@ -302,7 +298,7 @@ def root_message(view: ThreadView, now: dt.datetime, snooze_minutes: int = 60) -
                 "text": _mrkdwn("*Example line*\n" + mrkdwn.code_block(_clip(str(example), 500))),
             }
         )
-    label, url = dagster_link(primary)
+    label, url = dagster_link(primary, ui_url)
     actions: list[dict[str, Any]] = _buttons(primary, snooze_minutes) if view.firing else []
     actions.append(
         {
@@ -321,92 +317,6 @@ def root_message(view: ThreadView, now: dt.datetime, snooze_minutes: int = 60) -
     score = f" (score {view.score:.0f})" if view.score is not None else ""
     text = f"[{view.severity.upper() if view.firing else 'RESOLVED'}] {service}: {summaries[0]}{score}"
     return Message(_clip(text, MAX_FALLBACK), blocks)
-
-
-def snapshot(alert: Alert, feedback: list[Feedback]) -> dict[str, Any]:
-    """What a delivered revision told the channel, to word the next change."""
-    return {
-        "summary": alert.summary,
-        "status": alert.status,
-        "severity": alert.severity,
-        "score": alert.peak_score,
-        "metrics": alert.metrics,
-        "feedback": [f.feedback_id for f in feedback],
-    }
-
-
-def change_reply(
-    alert: Alert,
-    before: dict[str, Any] | None,
-    feedback: list[Feedback],
-    now: dt.datetime,
-    joined: str | None = None,
-) -> Message | None:
-    """The thread reply for what changed since the last delivered revision; None if nothing notable did.
-
-    `joined` is "grouped" (another incident of the thread's service) or "refire" (its fingerprint again).
-    """
-    lines = []
-    summary = mrkdwn.escape(alert.summary)
-    if joined == "grouped":
-        metrics = ", ".join(mrkdwn.code(m) for m in alert.metrics) or mrkdwn.escape(alert.kind)
-        lines.append(f":heavy_plus_sign: Also {metrics}: {summary}")
-    elif joined == "refire":
-        lines.append(f":rotating_light: Fired again: {summary}")
-    elif before is not None:
-        if before.get("status") == "firing" and not alert.firing:
-            lasted = duration(alert.first_minute, alert.resolved_at or now)
-            note = alert.details.get("resolution")
-            lines.append(
-                f":white_check_mark: Resolved after {lasted}" + (f": {mrkdwn.escape(note)}" if note else ".")
-            )
-        elif before.get("status") == "resolved" and alert.firing:
-            lines.append(f":rotating_light: Re-opened: {summary}")
-        if alert.firing and before.get("severity") != alert.severity:
-            direction = (
-                "raised" if severity_rank(alert.severity) > severity_rank(before["severity"]) else "lowered"
-            )
-            lines.append(
-                f"Severity {direction}: {mrkdwn.escape(before.get('severity'))} → *{alert.severity}*"
-            )
-        new_metrics = [m for m in alert.metrics if m not in (before.get("metrics") or [])]
-        if alert.firing and new_metrics:
-            lines.append("Now also: " + ", ".join(mrkdwn.code(m) for m in new_metrics))
-        if (
-            alert.firing
-            and not lines
-            and alert.summary != before.get("summary")
-            and alert.kind not in GROUPED_KINDS
-        ):
-            lines.append(f"Update: {summary}")
-        old_score, new_score = before.get("score"), alert.peak_score
-        if (
-            alert.firing
-            and old_score is not None
-            and new_score is not None
-            and abs(new_score - old_score) >= 10
-        ):
-            lines.append(f"Score {number(old_score)} → *{number(new_score)}*: {observed_line(alert)}")
-    seen = set((before or {}).get("feedback") or [])
-    for item in feedback:
-        if item.feedback_id in seen:
-            continue
-        who = mrkdwn.who(item.user_id, item.user_name)
-        if item.action == "ack":
-            lines.append(f":eyes: Acknowledged by {who}.")
-        elif item.action == "snooze" and item.snooze_until:
-            lines.append(
-                f":zzz: Snoozed by {who} until {slack_time(item.snooze_until)}: updates are held until then."
-            )
-        elif item.action == "not_anomaly":
-            lines.append(
-                f":no_entry_sign: Marked not an anomaly by {who}: this pattern will not alert again, "
-                "and these minutes stay out of training."
-            )
-    if not lines:
-        return None
-    text = "\n".join(lines)
-    return Message(_clip(text, MAX_FALLBACK), [{"type": "section", "text": _mrkdwn(text)}])
 
 
 def notice_message(alert: Alert) -> Message:

@@ -13,7 +13,7 @@ import duckdb
 import pandas as pd
 
 from sreops import figures
-from sreops.alerting.feedback import metric_shapes
+from sreops.alerting.feedback.labels import metric_shapes
 from sreops.alerting.model import Alert, table_exists
 
 MAX_METRICS = 3

@@ -14,7 +14,7 @@ import duckdb
 from sreops import warehouse
 from sreops.alerting import mrkdwn, outbox
 from sreops.alerting.blocks import duration, number
-from sreops.alerting.feedback import precision_by_detector
+from sreops.alerting.feedback.store import precision_by_detector
 from sreops.alerting.model import (
     NOTICE_KINDS,
     SEVERITY_EMOJI,

@@ -20,7 +20,6 @@ import contextlib
 import datetime as dt
 import json
 import logging
-import os
 import socket
 import threading
 import time
@@ -35,7 +34,9 @@ from urllib.parse import parse_qs
 from slack_sdk.signature import SignatureVerifier
 
 from sreops import warehouse
-from sreops.alerting import blocks, feedback
+from sreops.alerting import blocks
+from sreops.alerting.feedback import labels, spool
+from sreops.config.environment import SlackSettings
 
 log = logging.getLogger(__name__)
 
@@ -60,9 +61,9 @@ class _Clock:
         return self._now()
 
 
-def signing_secret() -> str:
-    """`SLACK_SIGNING_SECRET`, or an error saying where to find it."""
-    secret = os.environ.get("SLACK_SIGNING_SECRET")
+def signing_secret(settings: SlackSettings) -> str:
+    """The settings' signing secret (`SLACK_SIGNING_SECRET`), or an error saying where to find it."""
+    secret = settings.signing_secret
     if not secret:
         raise SigningSecretMissingError(
             "SLACK_SIGNING_SECRET is not set: copy the Signing Secret from your Slack app's "
@@ -100,7 +101,7 @@ class Press:
 
     def spool_entry(self, at: dt.datetime) -> dict[str, Any]:
         return {
-            "feedback_id": feedback.feedback_id_for(self.alert_id, self.action, self.user_id, self.action_ts),
+            "feedback_id": labels.feedback_id_for(self.alert_id, self.action, self.user_id, self.action_ts),
             "alert_id": self.alert_id,
             "action": self.action,
             "user_id": self.user_id,
@@ -110,7 +111,7 @@ class Press:
         }
 
 
-def _str(value: Any, limit: int = feedback.MAX_ID_CHARS) -> str | None:
+def _str(value: Any, limit: int = labels.MAX_ID_CHARS) -> str | None:
     return value if isinstance(value, str) and 0 < len(value) <= limit else None
 
 
@@ -129,7 +130,7 @@ def presses(payload: Any) -> list[Press]:
         if not isinstance(action, dict):
             continue
         kind = ACTIONS.get(action.get("action_id")) if isinstance(action.get("action_id"), str) else None
-        value = _str(action.get("value"), 2 * feedback.MAX_ID_CHARS)
+        value = _str(action.get("value"), 2 * labels.MAX_ID_CHARS)
         if kind is None or value is None:
             continue
         alert_id, _, minutes = value.partition("|")
@@ -140,10 +141,10 @@ def presses(payload: Any) -> list[Press]:
                 alert_id=alert_id,
                 action=kind,
                 user_id=_str(user.get("id")),
-                user_name=_str(user.get("username"), feedback.MAX_NAME_CHARS)
-                or _str(user.get("name"), feedback.MAX_NAME_CHARS),
+                user_name=_str(user.get("username"), labels.MAX_NAME_CHARS)
+                or _str(user.get("name"), labels.MAX_NAME_CHARS),
                 action_ts=str(action.get("action_ts") or "")[:64],
-                snooze_minutes=feedback.snooze_length(minutes) if _whole(minutes) else None,
+                snooze_minutes=labels.snooze_length(minutes) if _whole(minutes) else None,
             )
         )
     return found
@@ -170,7 +171,7 @@ def handle(
     at = dt.datetime.fromtimestamp(now if now is not None else time.time(), dt.UTC).replace(tzinfo=None)
     try:
         for press in presses(payload):
-            feedback.spool(press.spool_entry(at), spool_path)
+            spool.spool(press.spool_entry(at), spool_path)
             log.info("feedback %s on alert %s by %s", press.action, press.alert_id[:8], press.user_name)
     except OSError as exc:
         log.error("cannot spool feedback (Slack will retry): %s", exc)
@@ -360,7 +361,7 @@ class InteractivityServer:
             self._wake.clear()
             now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
             try:
-                feedback.drain_spool(self.warehouse_path, now, patience_s=10.0)
+                spool.drain_spool(self.warehouse_path, now, patience_s=10.0)
             except (warehouse.WarehouseLockedError, OSError) as exc:
                 log.warning("feedback stays spooled (warehouse busy): %s", exc)
             except Exception:  # the worker outlives any failure: the spool keeps what it could not store

@@ -8,7 +8,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
-from sreops.alerting.feedback import Pattern, matching_pattern, pattern_reason
+from sreops.alerting.feedback.labels import Pattern, matching_pattern, pattern_reason
 from sreops.alerting.model import NOTICE_KINDS, Alert
 from sreops.config import Config
 from sreops.severity import severity_rank

@@ -1,7 +1,7 @@
-"""The Slack side of delivery: slack-sdk's WebClient from the environment, and what its failures mean.
+"""The Slack side of delivery: slack-sdk's WebClient from `SlackSettings`, and what its failures mean.
 
-`SLACK_BOT_TOKEN` enables posting (without it the platform dry-runs); `SLACK_API_URL` points the
-client elsewhere (tests and benchmarks use a local fake). The client retries nothing itself:
+A bot token enables posting (without one the platform dry-runs); the API URL points the client
+elsewhere (tests and benchmarks use a local fake). The client retries nothing itself:
 delivery decides, because a blind retry of a post whose response was lost would post it twice.
 """
 
@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import http.client
 import logging
-import os
 import socket
 import time
 import urllib.error
@@ -19,7 +18,8 @@ from typing import Any
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError, SlackRequestError
 
-DEFAULT_API_URL = "https://slack.com/api/"
+from sreops.config.environment import DEFAULT_SLACK_API_URL, SlackSettings
+
 REQUEST_TIMEOUT_S = 10
 DEFAULT_RETRY_AFTER_S = 30
 CHANNEL_CACHE_S = 600.0
@@ -47,25 +47,18 @@ AUTH_ERRORS = {
 }
 
 
-def api_url() -> str:
-    """The Slack Web API base URL (`SLACK_API_URL`), with the trailing slash slack-sdk expects."""
-    url = os.environ.get("SLACK_API_URL") or DEFAULT_API_URL
-    return url if url.endswith("/") else url + "/"
-
-
-def bot_token() -> str | None:
-    """`SLACK_BOT_TOKEN`, or None (dry-run)."""
-    return os.environ.get("SLACK_BOT_TOKEN") or None
-
-
-def make_client(token: str | None = None, base_url: str | None = None) -> WebClient | None:
-    """A WebClient for the configured workspace; None without a token (dry-run)."""
-    token = token or bot_token()
+def make_client(token: str | None, base_url: str = DEFAULT_SLACK_API_URL) -> WebClient | None:
+    """A WebClient for the workspace of `token` at the Web API `base_url`; None without a token (dry-run)."""
     if not token:
         return None
-    return WebClient(
-        token=token, base_url=base_url or api_url(), timeout=REQUEST_TIMEOUT_S, retry_handlers=[]
-    )
+    url = base_url if base_url.endswith("/") else base_url + "/"
+    return WebClient(token=token, base_url=url, timeout=REQUEST_TIMEOUT_S, retry_handlers=[])
+
+
+def poster_for(settings: SlackSettings) -> SlackPoster | None:
+    """The poster of these settings; None without a bot token (dry-run)."""
+    client = make_client(settings.bot_token, settings.api_url)
+    return SlackPoster(client) if client is not None else None
 
 
 class SlackFailure(Exception):
@@ -82,8 +75,8 @@ class SlackFailure(Exception):
         self.ambiguous = ambiguous  # Slack may have acted on the request (its response was lost)
 
 
-def classify(exc: BaseException, method: str) -> SlackFailure:
-    """What a client exception means: rate limit, transient, auth problem or permanent error."""
+def classify(exc: BaseException, method: str, api_url: str = DEFAULT_SLACK_API_URL) -> SlackFailure:
+    """What a client exception means (calling the Web API at `api_url`): rate limit, transient, auth or permanent."""
     if isinstance(exc, SlackFailure):
         return exc
     if isinstance(exc, SlackApiError):
@@ -123,10 +116,10 @@ def classify(exc: BaseException, method: str) -> SlackFailure:
     if isinstance(exc, urllib.error.URLError):
         refused = isinstance(exc.reason, ConnectionRefusedError)
         return SlackFailure(
-            TRANSIENT, f"{method}: cannot reach Slack at {api_url()} ({exc.reason})", ambiguous=not refused
+            TRANSIENT, f"{method}: cannot reach Slack at {api_url} ({exc.reason})", ambiguous=not refused
         )
     if isinstance(exc, ConnectionRefusedError):
-        return SlackFailure(TRANSIENT, f"{method}: connection refused by {api_url()}")
+        return SlackFailure(TRANSIENT, f"{method}: connection refused by {api_url}")
     if isinstance(exc, (TimeoutError, socket.timeout, ConnectionError, http.client.HTTPException, OSError)):
         return SlackFailure(
             TRANSIENT, f"{method}: {type(exc).__name__} talking to Slack: {exc}", ambiguous=True
@@ -146,7 +139,7 @@ class SlackPoster:
         try:
             return fn(**kwargs)
         except Exception as exc:  # classified: anything unknown is re-raised by classify
-            raise classify(exc, method) from exc
+            raise classify(exc, method, self.client.base_url) from exc
 
     def channel_id(self, channel: str) -> str:
         """A channel's id ('#name', name or id in); the name itself when the app cannot list channels."""

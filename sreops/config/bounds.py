@@ -18,7 +18,7 @@ HOURS_PER_YEAR = 366 * 24
 DAYS_PER_YEAR = 366
 MINUTES_PER_DAY = 24 * 60
 MINUTES_PER_WEEK = 7 * MINUTES_PER_DAY
-# sreops.alerting.feedback.MAX_SNOOZE_MINUTES: a button press never snoozes longer than a week.
+# sreops.alerting.feedback.labels.MAX_SNOOZE_MINUTES: a button press never snoozes longer than a week.
 MAX_SNOOZE_MINUTES = MINUTES_PER_WEEK
 # sreops.detection.settings.MAX_CONTEXT: more context points than this are never used.
 MAX_CONTEXT_POINTS = 1000

@@ -65,3 +65,13 @@ def config_file_override() -> str | None:
 def partitions_start_override() -> str | None:
     """`$SREOPS_PARTITIONS_START` (YYYY-MM-DD), if set."""
     return os.environ.get("SREOPS_PARTITIONS_START") or None
+
+
+def keep_model_hubs_offline() -> None:
+    """Tell Hugging Face libraries not to reach the network (`HF_HUB_OFFLINE`, `TRANSFORMERS_OFFLINE`).
+
+    The embedding model is bundled in a package, so nothing is ever downloaded; a value the
+    user set is kept.
+    """
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")

@@ -14,7 +14,7 @@ fixed), and does not count towards opening one.
 `find_incidents` is a pure function over a service's minute scores. `update_incidents` scans
 from a *calm point* (a stretch of `recovery_hours` with no minute at or above `close_threshold`),
 where no incident can be open or remembered, so the incidents it finds are exactly those of the
-whole stream, whatever the hour it is run for; `reconcile` writes them into the `alerts` outbox,
+whole stream, whatever the hour it is run for; `reconcile` writes them through `alerting.outbox`,
 one row per incident (fingerprint `anomaly:<service>`, identified by its first minute), bumping
 `revision` only on a change worth a message: opened, escalated to a higher severity, resolved.
 """
@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from sreops import warehouse
+from sreops.alerting import outbox
 from sreops.detection import calibration
 from sreops.detection.settings import AlarmPolicy
 from sreops.severity import severity_rank
@@ -288,26 +288,21 @@ def reconcile(
             key = (fp, incident.first_minute)
             seen.add(key)
             status = "resolved" if incident.resolved else "firing"
-            payload = json.dumps(details(incident, version, partition))
+            payload = details(incident, version, partition)
             if key not in by_key:
-                con.execute(
-                    "INSERT INTO alerts (alert_id, fingerprint, kind, service, severity, status, opened_at,"
-                    " updated_at, resolved_at, summary, details, score, delivery_status, revision,"
-                    " delivered_revision) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', 1, 0)",
-                    [
-                        uuid.uuid4().hex,
-                        fp,
-                        KIND,
-                        incident.service,
-                        incident.severity,
-                        status,
-                        incident.first_minute,
-                        now,
-                        incident.resolved_at,
-                        summary(incident),
-                        payload,
-                        incident.peak_score,
-                    ],
+                outbox.insert_incident(
+                    con,
+                    fingerprint=fp,
+                    kind=KIND,
+                    service=incident.service,
+                    severity=incident.severity,
+                    status=status,
+                    opened_at=incident.first_minute,
+                    resolved_at=incident.resolved_at,
+                    summary=summary(incident),
+                    details=payload,
+                    score=incident.peak_score,
+                    now=now,
                 )
                 report.opened += 1
                 continue
@@ -318,20 +313,17 @@ def reconcile(
             severity = incident.severity if escalated else old_severity
             if old_status == "resolved" and not incident.resolved:
                 status, bump = "firing", 1  # late data re-opened it
-            con.execute(
-                "UPDATE alerts SET status = ?, severity = ?, updated_at = ?, resolved_at = ?, summary = ?,"
-                " details = ?, score = ?, revision = revision + ? WHERE alert_id = ?",
-                [
-                    status,
-                    severity,
-                    now,
-                    incident.resolved_at,
-                    summary(incident),
-                    payload,
-                    incident.peak_score,
-                    bump,
-                    alert_id,
-                ],
+            outbox.rewrite_incident(
+                con,
+                alert_id,
+                status=status,
+                severity=severity,
+                resolved_at=incident.resolved_at,
+                summary=summary(incident),
+                details=payload,
+                score=incident.peak_score,
+                now=now,
+                notify=bool(bump),
             )
             report.escalated += int(escalated)
             report.resolved += int(newly_resolved)
@@ -348,12 +340,7 @@ def reconcile(
                 continue  # opened after this scan's data: a later hour's business
             else:
                 resolution = "withdrawn: re-scoring no longer finds it"
-            con.execute(
-                "UPDATE alerts SET status = 'resolved', resolved_at = ?, updated_at = ?,"
-                " details = json_merge_patch(coalesce(details, '{}'), ?), revision = revision + 1"
-                " WHERE alert_id = ?",
-                [now, now, json.dumps({"resolution": resolution}), alert_id],
-            )
+            outbox.resolve_alert(con, alert_id, now=now, resolution=resolution)
             report.withdrawn += 1
     return report
 

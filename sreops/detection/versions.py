@@ -10,9 +10,7 @@ Late data takes the same path: the late hour is re-scored under the current vers
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
-import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +19,7 @@ import pandas as pd
 
 from sreops import config, warehouse
 from sreops.detection import incidents, store
-from sreops.detection.settings import AlarmPolicy, DetectorSettings, SettingsError, from_config
+from sreops.detection.settings import AlarmPolicy, DetectorSettings, from_config
 from sreops.timeutil import utc_now
 
 CURRENT, CANDIDATE, RETIRED = "current", "candidate", "retired"
@@ -52,15 +50,12 @@ def settings_of(warehouse_path: str | Path | None, version: str) -> DetectorSett
     return DetectorSettings.from_json(row[1])
 
 
-def current(
-    warehouse_path: str | Path | None, cfg: config.Config | None = None
-) -> tuple[DetectorSettings, AlarmPolicy]:
+def current(warehouse_path: str | Path | None, cfg: config.Config) -> tuple[DetectorSettings, AlarmPolicy]:
     """The current version's settings, and the alarm policy of the config.
 
     The config file's detector settings are the current version unless a version was promoted
     by hand (`sreops detect promote`): then the promoted one stays current until the next promotion.
     """
-    cfg = cfg or config.current()
     configured, policy = from_config(cfg.detection)
     with warehouse.connect(warehouse_path) as con:
         row = store.current_version(con, CURRENT)
@@ -188,6 +183,7 @@ def replay(
     settings: DetectorSettings,
     start: dt.datetime,
     end: dt.datetime,
+    cfg: config.Config,
     progress: bool = False,
 ) -> list:
     """Score every hour in [start, end) under `settings` (registered as a candidate if new)."""
@@ -198,8 +194,7 @@ def replay(
     from sreops.features import hours_between
 
     register(warehouse_path, settings)
-    _, policy = current(warehouse_path)
-    cfg = config.current()
+    _, policy = current(warehouse_path, cfg)
     store = FileModelStore()
     settle = dt.timedelta(minutes=cfg.detection.deploy_settle_minutes)
     events = load_events(warehouse_path, start - EVENTS_LOOKBACK, end, cfg.events, settle)
@@ -213,79 +208,3 @@ def replay(
     ):
         out.append(score_hour(warehouse_path, hour, settings, policy, store, events))
     return out
-
-
-# ---- `sreops detect …` -------------------------------------------------------------------------
-def parse_overrides(pairs: list[str]) -> dict:
-    """`NAME=VALUE` pairs as settings changes (values parsed as JSON when they can be)."""
-    changes = {}
-    for item in pairs:
-        name, sep, text = item.partition("=")
-        if not sep:
-            raise SettingsError(f"--set expects NAME=VALUE, got {item!r}")
-        try:
-            changes[name] = json.loads(text)
-        except json.JSONDecodeError:
-            changes[name] = text
-    return changes
-
-
-def add_replay_arguments(parser: argparse.ArgumentParser) -> None:
-    """Arguments of `sreops detect replay`."""
-    parser.add_argument("start", help="first hour, ISO-8601 UTC")
-    parser.add_argument("end", help="end hour (exclusive), ISO-8601 UTC")
-    parser.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="a detector setting of the candidate (e.g. context_points=3); repeatable",
-    )
-
-
-def run_replay(args: argparse.Namespace) -> int:
-    """`sreops detect replay START END --set …`: backfill a candidate version and compare it with current."""
-    start, end = dt.datetime.fromisoformat(args.start), dt.datetime.fromisoformat(args.end)
-    try:
-        baseline, policy = current(None)
-        candidate = baseline.with_changes(**parse_overrides(args.set))
-    except (SettingsError, TypeError) as exc:
-        print(f"sreops detect replay: {exc}", file=sys.stderr)
-        return 2
-    for settings in {baseline.version: baseline, candidate.version: candidate}.values():
-        replay(None, settings, start, end, progress=True)
-    result = compare(None, candidate.version, baseline.version, start, end, policy)
-    print(
-        f"candidate {candidate.version} vs current {baseline.version}: "
-        f"{result.matched} matched, {result.lost} lost, {result.new} new"
-    )
-    print(result.as_markdown())
-    return 0
-
-
-def add_promote_arguments(parser: argparse.ArgumentParser) -> None:
-    """Arguments of `sreops detect promote`."""
-    parser.add_argument("version", help="a registered version (see `sreops detect versions`)")
-
-
-def run_promote(args: argparse.Namespace) -> int:
-    """`sreops detect promote VERSION`."""
-    try:
-        promote(None, args.version)
-    except VersionError as exc:
-        print(f"sreops detect promote: {exc}", file=sys.stderr)
-        return 2
-    print(f"{args.version} is now the current detector version")
-    return 0
-
-
-def add_versions_arguments(parser: argparse.ArgumentParser) -> None:
-    """`sreops detect versions` takes no arguments."""
-
-
-def run_versions(args: argparse.Namespace) -> int:
-    """`sreops detect versions`: registered versions, their status and hours scored."""
-    current(None)
-    frame = list_versions(None)
-    print(frame.drop(columns=["settings"]).to_markdown(index=False) if len(frame) else "no versions")
-    return 0

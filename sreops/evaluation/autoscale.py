@@ -1,4 +1,4 @@
-"""`sreops eval autoscale DEMAND.csv --out RECS.csv`: replay a demand trace as AUTOSCALING.md says.
+"""Replay a demand trace as AUTOSCALING.md says (`sreops eval autoscale DEMAND.csv --out RECS.csv`).
 
 The recommender is the one the assets run (`sreops.forecasting.recommender`: Prophet refitted
 every `refit_hours`, the scaling policy every hour), configured from the `forecasting` section of
@@ -8,19 +8,18 @@ Printed beside it: the hourly oracle, the reactive (HPA-like) and the static-pea
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import sys
+from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
-from sreops import config
 from sreops.forecasting import export, policy, replay
-from sreops.forecasting.recommender import ForecastRecommender, RecommenderSettings, settings_from_config
+from sreops.forecasting.recommender import ForecastRecommender, RecommenderSettings
 
 RECOMMENDER = "recommender"
 POLICIES = (RECOMMENDER, *replay.BASELINES)
@@ -137,95 +136,51 @@ def format_summary(results: list[TraceResult]) -> str:
     return "\n".join(lines)
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Arguments of `sreops eval autoscale`."""
-    parser.add_argument("demand", nargs="+", help="demand trace CSV(s) with columns timestamp,value")
-    parser.add_argument(
-        "--out",
-        help="decisions CSV (decision_time,replicas); with several traces, a folder for <trace>.csv files",
-    )
-    parser.add_argument("--hpa-yaml", help="also write the recommender's decisions as a minReplicas schedule")
-    parser.add_argument("--json", dest="json_out", help="write every measure to this JSON file")
-    parser.add_argument("--jobs", type=int, default=1, help="traces replayed in parallel (default 1)")
-    tuning = parser.add_argument_group(
-        "policy overrides", "defaults come from the config's forecasting section (see docs/forecasting.md)"
-    )
-    tuning.add_argument("--band-quantile", type=float)
-    tuning.add_argument("--headroom", type=float)
-    tuning.add_argument("--refit-hours", type=int)
-    tuning.add_argument("--training-days", type=int)
+def replay_all(
+    demand: Sequence[str], traces: Sequence[replay.Trace], settings: RecommenderSettings, jobs: int = 1
+) -> list[TraceResult]:
+    """Replay every loaded trace: `jobs` processes (reloading from `demand`) when several, else in turn."""
+    if jobs > 1 and len(traces) > 1:
+        from tqdm import tqdm
+
+        with ProcessPoolExecutor(max_workers=jobs) as pool:
+            futures = [pool.submit(evaluate_path, path, settings) for path in demand]
+            return [f.result() for f in tqdm(futures, desc="traces", unit="trace", file=sys.stderr)]
+    return [evaluate(trace, settings, progress=True) for trace in traces]
 
 
-def _settings(args: argparse.Namespace) -> RecommenderSettings:
-    section = config.current().forecasting
-    overrides = {
-        key: getattr(args, key)
-        for key in ("band_quantile", "headroom", "refit_hours", "training_days")
-        if getattr(args, key, None) is not None
-    }
-    return settings_from_config(section.model_copy(update=overrides) if overrides else section)
-
-
-def _out_paths(args: argparse.Namespace, names: list[str]) -> list[Path | None]:
-    if not args.out:
+def output_paths(out: str | None, names: list[str]) -> list[Path | None]:
+    """Where each trace's decisions go: the file `out` for one trace, else `out/<trace>.csv` (none without `out`)."""
+    if not out:
         return [None] * len(names)
-    if len(names) == 1 and not Path(args.out).is_dir():
-        return [Path(args.out)]
-    folder = Path(args.out)
+    if len(names) == 1 and not Path(out).is_dir():
+        return [Path(out)]
+    folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
     return [folder / f"{name}.csv" for name in names]
 
 
-def run(args: argparse.Namespace) -> int:
-    """Replay each trace, write the decisions, print the measures."""
-    try:
-        settings = _settings(args)
-        traces = [replay.load_trace(path) for path in args.demand]
-        for trace in traces:
-            replay.plan(trace)
-    except (replay.TraceError, ValueError, config.ConfigError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    if args.hpa_yaml and len(traces) != 1:
-        print("error: --hpa-yaml takes one trace", file=sys.stderr)
-        return 2
-    if args.jobs > 1 and len(traces) > 1:
-        from tqdm import tqdm
+def write_min_replicas_schedule(result: TraceResult, target: Path) -> None:
+    """The recommender's decisions of one trace as a minReplicas schedule (YAML)."""
+    windows = [
+        (start, start + replay.DECISION_PERIOD, replicas)
+        for start, replicas in zip(result.plan.decision_times, result.replicas[RECOMMENDER], strict=True)
+    ]
+    target.write_text(export.min_replicas_schedule(result.name, windows, max_replicas=UNBOUNDED))
 
-        with ProcessPoolExecutor(max_workers=args.jobs) as pool:
-            futures = [pool.submit(evaluate_path, path, settings) for path in args.demand]
-            results = [f.result() for f in tqdm(futures, desc="traces", unit="trace", file=sys.stderr)]
-    else:
-        results = [evaluate(trace, settings, progress=True) for trace in traces]
-    for result, out in zip(results, _out_paths(args, [r.name for r in results]), strict=True):
-        print(format_result(result))
-        if out is not None:
-            replay.write_decisions(out, result.plan.decision_times, result.replicas[RECOMMENDER])
-            print(f"  decisions written to {out}")
-    if len(results) > 1:
-        print(format_summary(results))
-    if args.hpa_yaml:
-        result = results[0]
-        windows = [
-            (start, start + replay.DECISION_PERIOD, replicas)
-            for start, replicas in zip(result.plan.decision_times, result.replicas[RECOMMENDER], strict=True)
-        ]
-        Path(args.hpa_yaml).write_text(
-            export.min_replicas_schedule(result.name, windows, max_replicas=UNBOUNDED)
-        )
-        print(f"minReplicas schedule written to {args.hpa_yaml}")
-    if args.json_out:
-        payload = {
-            "settings": dataclasses.asdict(settings),
-            "traces": {
-                r.name: {name: dataclasses.asdict(m) for name, m in r.measures.items()} | {"fits": r.fits}
-                for r in results
-            },
-            "average": average(results),
-            "beats_reactive": {r.name: r.beats_reactive() for r in results},
-        }
-        Path(args.json_out).write_text(json.dumps(payload, indent=2, default=str))
-    return 0
+
+def write_report(results: list[TraceResult], settings: RecommenderSettings, target: Path) -> None:
+    """Every measure of every trace, the averages and the verdicts, as JSON."""
+    payload = {
+        "settings": dataclasses.asdict(settings),
+        "traces": {
+            r.name: {name: dataclasses.asdict(m) for name, m in r.measures.items()} | {"fits": r.fits}
+            for r in results
+        },
+        "average": average(results),
+        "beats_reactive": {r.name: r.beats_reactive() for r in results},
+    }
+    target.write_text(json.dumps(payload, indent=2, default=str))
 
 
 def trace_frame(result: TraceResult) -> pd.DataFrame:

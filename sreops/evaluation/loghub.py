@@ -1,15 +1,8 @@
-"""`sreops eval loghub`: log clustering scored on the Loghub 2k benchmark (GA, FGA, PA, lines/s).
+"""Log clustering scored on the Loghub 2k benchmark (GA, FGA, PA, lines/s): `sreops eval loghub`.
 
 Each system's `Content` column is clustered in line order as one stream, with the one
-configuration used in production (`ClusteringConfig()`); nothing is tuned per system. Scores:
-
-- **GA**, grouping accuracy (Zhu et al., ICSE 2019): a line counts as correct when the set of
-  lines in its predicted cluster is exactly the set of lines of its ground-truth event.
-- **FGA**, F1 of grouping accuracy (Jiang et al., ISSTA 2024): precision and recall of predicted
-  clusters that exactly equal a ground-truth group.
-- **PA**, parsing accuracy (Dai et al. / Jiang et al.): a line counts as correct when its
-  predicted template equals its ground-truth template after `normalize_template` (applied to
-  both sides: whitespace collapsed, glued placeholders such as `<*>:<*>` made one).
+configuration used in production (`ClusteringConfig()`); nothing is tuned per system. The
+scores (GA, FGA, PA) are defined in `sreops.evaluation.log_scores`.
 
 Clusters are scored as they stand at the end of the stream (a merge found on line 900 relabels
 the lines of the absorbed cluster, as it does in the warehouse); `GA@arrival` scores the
@@ -22,25 +15,22 @@ measured in docs/logs.md: neither is on by default).
 
 from __future__ import annotations
 
-import argparse
 import logging
-import os
 import re
 import sys
 import time
-from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
+from sreops import paths
+from sreops.evaluation.log_scores import f1_grouping_accuracy, grouping_accuracy, parsing_accuracy
 from sreops.logs.clustering import ClusteringConfig, StreamingClusterer
 from sreops.logs.masking import reset_memo
 
 log = logging.getLogger(__name__)
-
-DEFAULT_DATA_ENV = "SREOPS_LOGHUB_DIR"
 
 
 class LoghubDataError(ValueError):
@@ -68,78 +58,7 @@ class SystemResult:
         return self.lines / self.seconds if self.seconds > 0 else float("inf")
 
 
-# -- metrics -------------------------------------------------------------------------------------
-def _groups(labels: Sequence) -> dict:
-    groups: dict = defaultdict(set)
-    for index, label in enumerate(labels):
-        groups[label].add(index)
-    return groups
-
-
-def _check_lengths(predicted: Sequence, truth: Sequence) -> None:
-    if len(predicted) != len(truth):
-        raise ValueError(f"{len(predicted)} predictions for {len(truth)} ground-truth lines")
-
-
-def grouping_accuracy(predicted: Sequence, truth: Sequence) -> float:
-    """Fraction of lines whose predicted group is exactly their ground-truth group (Zhu et al.)."""
-    _check_lengths(predicted, truth)
-    if not truth:
-        return 1.0
-    true_sets = {frozenset(s) for s in _groups(truth).values()}
-    correct = sum(len(s) for s in _groups(predicted).values() if frozenset(s) in true_sets)
-    return correct / len(truth)
-
-
-def f1_grouping_accuracy(predicted: Sequence, truth: Sequence) -> float:
-    """F1 of predicted groups that exactly equal a ground-truth group (Jiang et al.)."""
-    _check_lengths(predicted, truth)
-    if not truth:
-        return 1.0
-    true_sets = {frozenset(s) for s in _groups(truth).values()}
-    predicted_sets = [frozenset(s) for s in _groups(predicted).values()]
-    exact = sum(s in true_sets for s in predicted_sets)
-    if exact == 0:
-        return 0.0
-    precision = exact / len(predicted_sets)
-    recall = exact / len(true_sets)
-    return 2 * precision * recall / (precision + recall)
-
-
-_GLUED = re.compile(r"<\*>(?:[:.\-/_+]*<\*>)+")
-_SPACES = re.compile(r"\s+")
-
-
-def normalize_template(template: str) -> str:
-    """A template in comparable form: whitespace collapsed, runs of glued placeholders made one."""
-    return _GLUED.sub("<*>", _SPACES.sub(" ", str(template)).strip())
-
-
-def parsing_accuracy(predicted_templates: Sequence[str], truth_templates: Sequence[str]) -> float:
-    """Fraction of lines whose normalised predicted template equals the ground truth's."""
-    _check_lengths(predicted_templates, truth_templates)
-    if not truth_templates:
-        return 1.0
-    cache: dict[str, str] = {}
-
-    def norm(t: str) -> str:
-        if t not in cache:
-            cache[t] = normalize_template(t)
-        return cache[t]
-
-    hits = sum(norm(p) == norm(t) for p, t in zip(predicted_templates, truth_templates, strict=True))
-    return hits / len(truth_templates)
-
-
 # -- data ----------------------------------------------------------------------------------------
-def default_data_dir() -> Path:
-    """`$SREOPS_LOGHUB_DIR`, else `../shared/data/loghub` beside the repository."""
-    env = os.environ.get(DEFAULT_DATA_ENV)
-    if env:
-        return Path(env)
-    return Path(__file__).resolve().parents[3] / "shared" / "data" / "loghub"
-
-
 def structured_file(data_dir: Path, system: str) -> Path:
     """The system's corrected structured CSV (the original one when no corrected file exists)."""
     folder = data_dir / system
@@ -158,7 +77,7 @@ def discover_systems(data_dir: Path) -> list[str]:
     """Every subfolder of `data_dir` that holds a structured CSV, sorted."""
     if not data_dir.is_dir():
         raise LoghubDataError(
-            f"Loghub folder {data_dir} does not exist (pass --data or set {DEFAULT_DATA_ENV})"
+            f"Loghub folder {data_dir} does not exist (pass --data or set {paths.SHARED_DATA_ENV['loghub']})"
         )
     return sorted(d.name for d in data_dir.iterdir() if d.is_dir() and any(d.glob("*_structured*.csv")))
 
@@ -436,60 +355,3 @@ def summary_rows(results: Sequence[SystemResult]) -> pd.DataFrame:
             }
         )
     return pd.concat([frame, pd.DataFrame(means)], ignore_index=True)
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Arguments of `sreops eval loghub`."""
-    parser.add_argument(
-        "systems", nargs="*", metavar="SYSTEM", help="systems to score (default: every folder)"
-    )
-    parser.add_argument(
-        "--data",
-        type=Path,
-        default=None,
-        help=f"Loghub folder with <System>/ subfolders (default: ${DEFAULT_DATA_ENV} or "
-        "../shared/data/loghub)",
-    )
-    parser.add_argument(
-        "--out", type=Path, default=None, help="write OUT/<System>.csv (LineId,cluster_id,template)"
-    )
-    parser.add_argument(
-        "--drain3", action="store_true", help="also run Drain3 on the same input, side by side"
-    )
-    parser.add_argument(
-        "--embedding-gate",
-        action="store_true",
-        help="also require close sentence embeddings for variable-length merges (slower)",
-    )
-    parser.add_argument(
-        "--perturb",
-        choices=("odd", "list"),
-        default=None,
-        help="robustness: replace 2%% of slot values by odd values or by lists (same ground truth)",
-    )
-    parser.add_argument(
-        "--review-slots",
-        action="store_true",
-        help="also let sentence embeddings decide word slots at the end of the stream (slower; docs/logs.md)",
-    )
-
-
-def run(args: argparse.Namespace) -> int:
-    """Score and print the table; exit status 2 when the data cannot be read."""
-    data_dir = args.data or default_data_dir()
-    try:
-        results = evaluate_all(
-            data_dir,
-            args.systems,
-            drain3=args.drain3,
-            embedding_gate=args.embedding_gate,
-            review_slots=args.review_slots,
-            perturb=args.perturb,
-            out_dir=args.out,
-        )
-    except LoghubDataError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    table = summary_rows(results)
-    print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}" if v < 1000 else f"{v:,.0f}"))
-    return 0

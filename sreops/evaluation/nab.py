@@ -1,4 +1,4 @@
-"""`sreops eval nab`: the streaming detector over NAB data files, scored exactly as NAB v1.1 does.
+"""The streaming detector over NAB data files, scored exactly as NAB v1.1 does (`sreops eval nab`).
 
 The scorer follows `SCORING.md` beside the data (an independent write-up of NAB's sweeper,
 optimiser and normalisation): per-record weights from the scaled sigmoid, one threshold per
@@ -9,7 +9,6 @@ minute features in production, run over each file as a stream (row i never sees 
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import sys
@@ -328,50 +327,3 @@ def format_results(results: Iterable[ProfileResult]) -> str:
             f"{r.detected_windows:>4}/{r.windows:<4} {r.false_positives:5d}"
         )
     return "\n".join(lines)
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Arguments of `sreops eval nab`."""
-    parser.add_argument(
-        "categories", nargs="*", metavar="CATEGORY", help="only these categories (default: all)"
-    )
-    parser.add_argument("--data", type=Path, required=True, help="NAB data folder (<category>/<file>.csv)")
-    parser.add_argument("--labels", type=Path, required=True, help="combined_windows.json")
-    parser.add_argument("--out", type=Path, required=True, help="folder for <category>/<file>.csv results")
-    parser.add_argument(
-        "--detector",
-        default="novelty",
-        help="scoring member: novelty (default), a PyOD member (knn, hbos, iforest, lof, ecod, copod, loda),"
-        " baseline, or a '+'-joined ensemble such as novelty+iforest",
-    )
-    parser.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="a detector setting other than its default (e.g. context_points=3); repeatable",
-    )
-    parser.add_argument("--json", action="store_true", help="print the results as JSON")
-
-
-def run(args: argparse.Namespace) -> int:
-    """`sreops eval nab`: detect, write the result files, print the three profiles' NAB scores."""
-    from sreops.detection.settings import DetectorSettings, SettingsError
-
-    try:
-        from sreops.detection.versions import parse_overrides
-
-        settings = DetectorSettings(member=args.detector).with_changes(**parse_overrides(args.set))
-        outcome = evaluate(args.data, args.labels, args.out, args.categories, settings)
-    except (NabDataError, SettingsError, TypeError) as exc:
-        print(f"sreops eval nab: {exc}", file=sys.stderr)
-        return 2
-    if args.json:
-        print(json.dumps([r.__dict__ for r in outcome.results], indent=2))
-    else:
-        print(
-            f"{len(outcome.files)} files, {sum(len(f.windows) for f in outcome.files)} windows, "
-            f"detector {settings.version}"
-        )
-        print(format_results(outcome.results))
-    return 0

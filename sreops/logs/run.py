@@ -19,15 +19,18 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import json
 import logging
 import os
 import time
 from pathlib import Path
 
+import duckdb
 import pandas as pd
 
 from sreops import config as config_module
-from sreops import paths, warehouse
+from sreops import marks, paths, warehouse
+from sreops.alerting import outbox
 from sreops.ingest import logfiles
 from sreops.ingest.logfiles import LogIngestResult
 from sreops.logs import store
@@ -56,7 +59,7 @@ def ingest(
     warehouse_path: str | os.PathLike[str] | None = None,
     root: Path | None = None,
     *,
-    cfg: config_module.Config | None = None,
+    cfg: config_module.Config,
     now: dt.datetime | None = None,
     clock: float | None = None,
 ) -> LogIngestResult:
@@ -68,7 +71,6 @@ def ingest(
     a readable time (naive UTC); `clock` is the wall time used to decide whether a file is idle
     (both default to the present).
     """
-    cfg = cfg or config_module.current()
     root = root or paths.landing_logs()
     now = now or dt.datetime.now(dt.UTC).replace(tzinfo=None)
     clock = time.time() if clock is None else clock
@@ -103,7 +105,7 @@ def default_embedder(cfg: config_module.Config) -> Embedder | None:
 def cluster_pending(
     warehouse_path: str | os.PathLike[str] | None = None,
     *,
-    cfg: config_module.Config | None = None,
+    cfg: config_module.Config,
     embedder: Embedder | None = None,
     limit: int = MAX_LINES_PER_RUN,
     now: dt.datetime | None = None,
@@ -115,7 +117,6 @@ def cluster_pending(
     """
     from sreops.logs.embedding import CachedEmbedder
 
-    cfg = cfg or config_module.current()
     now = now or dt.datetime.now(dt.UTC).replace(tzinfo=None)
     settings = clustering_config(cfg)
     model = embedder if embedder is not None else default_embedder(cfg)
@@ -155,25 +156,28 @@ def cluster_pending(
         if cache is not None:
             store.save_vectors(con, cache.model_name, cache.take_fresh(), now)
         _write_new_pattern_alerts(con, [row for b in batches for row in b.alerts])
-        store.mark_hours(con, run.hours, "log lines clustered")
+        marks.mark_hours(con, store.COUNTS_ASSET, run.hours, "log lines clustered")
     log.info("clustered %d log lines: %d new clusters, %d alerts", run.lines, run.new_clusters, run.alerts)
     return run
 
 
-def _write_new_pattern_alerts(con, rows: list[dict]) -> None:
+def _write_new_pattern_alerts(con: duckdb.DuckDBPyConnection, rows: list[dict]) -> None:
     """Open a `new_log_pattern` alert for each row (`batch._alert_row`) whose fingerprint is new.
 
-    The log stage's only write of `alerts`, inside the clustering transaction.
+    The log stage's only write of `alerts` (through the outbox), inside the clustering transaction.
     """
     for row in rows:
-        con.execute(
-            "INSERT INTO alerts (alert_id, fingerprint, kind, service, severity, status, opened_at,"
-            " updated_at, summary, details, delivery_status, attempts, revision, delivered_revision)"
-            " SELECT ?, ?, ?, ?, 'warning', 'firing', ?, ?, ?, ?, 'pending', 0, 1, 0"
-            " WHERE NOT EXISTS (SELECT 1 FROM alerts WHERE fingerprint = ?)",
-            [row["alert_id"], row["fingerprint"], ALERT_KIND, row["service"], row["opened_at"],
-             row["opened_at"], row["summary"], row["details"], row["fingerprint"]],
-        )  # fmt: skip
+        outbox.open_once(
+            con,
+            alert_id=row["alert_id"],
+            fingerprint=row["fingerprint"],
+            kind=ALERT_KIND,
+            service=row["service"],
+            severity="warning",
+            summary=row["summary"],
+            details=json.loads(row["details"]),
+            opened_at=row["opened_at"],
+        )
 
 
 # -- per-minute counts -----------------------------------------------------------------------

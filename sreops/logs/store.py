@@ -1,6 +1,6 @@
 """The log stage's tables: every read and write of `log_lines`, `log_offsets`, `log_clusters` (with
-its version in `log_cluster_state`), `log_embeddings` and `log_cluster_counts_1m`, and the
-partition marks and builds of the counts.
+its version in `log_cluster_state`), `log_embeddings` and `log_cluster_counts_1m` (whose builds
+are recorded through `sreops.marks`, the one writer of partition marks and builds).
 
 Functions take an open DuckDB connection (`sreops.warehouse.connect` / `transaction`, opened by
 `sreops.logs.run`) and are short: heavy work (reading files, clustering, embeddings) happens
@@ -22,6 +22,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from sreops import marks
 from sreops.logs.state import Cluster, ClusterStats, ServiceState
 
 if TYPE_CHECKING:
@@ -261,18 +262,6 @@ def save_vectors(
 
 
 # -- log_cluster_counts_1m --------------------------------------------------------------------
-def mark_hours(con: duckdb.DuckDBPyConnection, hours: Iterable[dt.datetime], reason: str) -> int:
-    """Mark hours of `log_cluster_counts_1m` to rebuild (the log sensor requests them)."""
-    distinct = sorted({h.replace(minute=0, second=0, microsecond=0) for h in hours})
-    if distinct:
-        con.executemany(
-            "INSERT INTO partition_marks"
-            " VALUES (nextval('partition_marks_seq'), ?, ?, ?, NULL, now()::TIMESTAMP)",
-            [[COUNTS_ASSET, hour, reason] for hour in distinct],
-        )
-    return len(distinct)
-
-
 def build_counts_hour(con: duckdb.DuckDBPyConnection, hour: dt.datetime) -> CountsBuild:
     """Rebuild one hour of per-minute cluster counts and record the build (call in a transaction)."""
     start = hour.replace(minute=0, second=0, microsecond=0, tzinfo=None)
@@ -292,10 +281,7 @@ def build_counts_hour(con: duckdb.DuckDBPyConnection, hour: dt.datetime) -> Coun
     unclustered = con.execute(
         "SELECT count(*) FROM log_lines WHERE ts >= ? AND ts < ? AND cluster_id IS NULL", [start, end]
     ).fetchall()[0][0]
-    con.execute(
-        "INSERT OR REPLACE INTO partition_builds VALUES (?, ?, ?, ?, now()::TIMESTAMP)",
-        [COUNTS_ASSET, start, rows, lines],
-    )
+    marks.record_build(con, COUNTS_ASSET, start, rows, lines)
     return CountsBuild(start, int(rows), int(lines), int(unclustered))
 
 

@@ -13,7 +13,7 @@ import pytest
 
 from assets.partitions import hour_key
 from sreops import features, paths, warehouse
-from sreops.ingest import files
+from sreops.ingest import run as ingest_run
 
 ROOT = Path(__file__).resolve().parents[2]
 START = dt.datetime(2026, 11, 10)
@@ -36,7 +36,7 @@ def test_48_partition_backfill_with_concurrent_runs_has_no_lock_errors(
     path = paths.landing_metrics() / "week.parquet"
     path.parent.mkdir(parents=True)
     frame.to_parquet(path, index=False)
-    assert files.ingest_file(path, warehouse_path).status == "ingested"
+    assert ingest_run.ingest_file(path, warehouse_path).status == "ingested"
 
     dagster_home = tmp_path / "dagster"
     dagster_home.mkdir()

@@ -18,8 +18,8 @@ from assets.detection import (
     daily_detector_training,
     detector_models,
 )
-from assets.resources import WarehouseResource
-from sreops import warehouse
+from assets.resources import ConfigResource, WarehouseResource
+from sreops import config, warehouse
 from sreops.detection import versions
 
 START = dt.datetime(2026, 11, 16)
@@ -52,7 +52,11 @@ def write_features(path: Path) -> None:
 
 
 def run(selection, path: Path, **kwargs) -> dg.ExecuteInProcessResult:
-    return dg.materialize(selection, resources={"warehouse": WarehouseResource(location=str(path))}, **kwargs)
+    return dg.materialize(
+        selection,
+        resources={"warehouse": WarehouseResource(location=str(path)), "sreops_config": ConfigResource()},
+        **kwargs,
+    )
 
 
 def test_hourly_chain_scores_the_hour_and_opens_the_incident(warehouse_path: Path) -> None:
@@ -93,7 +97,7 @@ def test_a_ranged_run_scores_and_groups_every_hour_of_the_range(warehouse_path: 
 
 def test_a_named_version_scores_under_its_own_name(warehouse_path: Path) -> None:
     write_features(warehouse_path)
-    baseline, _ = versions.current(warehouse_path)
+    baseline, _ = versions.current(warehouse_path, config.Config())
     candidate = versions.register(warehouse_path, baseline.with_changes(context_points=4))
     result = run(
         [anomalies],
@@ -130,7 +134,8 @@ def test_a_rebuilt_old_features_hour_requests_its_anomalies() -> None:
 
     instance = dg.DagsterInstance.ephemeral()
     defs = dg.Definitions(
-        assets=[features_stand_in, anomalies, alerts_asset], resources={"warehouse": WarehouseResource()}
+        assets=[features_stand_in, anomalies, alerts_asset],
+        resources={"warehouse": WarehouseResource(), "sreops_config": ConfigResource()},
     )
     first = dg.evaluate_automation_conditions(defs=defs, instance=instance)
     old_hour = "2026-11-18-10:00"

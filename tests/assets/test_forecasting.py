@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from assets.forecasting import forecasts, hourly_scaling_advice, scaling_recommendations
-from assets.resources import WarehouseResource
+from assets.resources import ConfigResource, WarehouseResource
 from sreops import warehouse
 
 
@@ -43,7 +43,7 @@ def live_warehouse(warehouse_path: Path) -> Path:
 
 
 def resources(path: Path) -> dict:
-    return {"warehouse": WarehouseResource(location=str(path))}
+    return {"warehouse": WarehouseResource(location=str(path)), "sreops_config": ConfigResource()}
 
 
 def test_forecasts_then_recommendations_with_metadata_a_person_can_read(live_warehouse: Path) -> None:

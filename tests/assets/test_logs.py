@@ -7,7 +7,7 @@ import dagster as dg
 import pytest
 
 from assets.logs import log_cluster_counts_1m, log_clusters, log_lines
-from assets.resources import WarehouseResource
+from assets.resources import ConfigResource, WarehouseResource
 from sreops import config, paths, warehouse
 
 HOUR = dt.datetime(2026, 11, 20, 13)
@@ -40,7 +40,12 @@ def write_log(service: str, lines: list[str]) -> None:
 
 def run(selection, warehouse_path: Path, **kwargs) -> dg.ExecuteInProcessResult:
     return dg.materialize(
-        selection, resources={"warehouse": WarehouseResource(location=str(warehouse_path))}, **kwargs
+        selection,
+        resources={
+            "warehouse": WarehouseResource(location=str(warehouse_path)),
+            "sreops_config": ConfigResource(),
+        },
+        **kwargs,
     )
 
 

@@ -6,9 +6,8 @@ import datetime as dt
 from pathlib import Path
 
 import dagster as dg
-import pytest
 
-from assets.resources import WarehouseResource
+from assets.resources import ConfigResource, SlackResource, WarehouseResource
 from sensors.delivery import INTERVAL_S, alert_delivery_sensor
 from sreops import warehouse
 from sreops.alerting import outbox
@@ -31,19 +30,20 @@ def queue_incident(path: Path) -> str:
         )
 
 
-def tick(path: Path) -> dg.SkipReason:
-    context = dg.build_sensor_context(resources={"warehouse": WarehouseResource(location=str(path))})
-    return alert_delivery_sensor(context)
+def tick(path: Path, slack: SlackResource | None = None) -> dg.SkipReason:
+    resources = {
+        "warehouse": WarehouseResource(location=str(path)),
+        "sreops_config": ConfigResource(),
+        "slack": slack or SlackResource(),
+    }
+    return alert_delivery_sensor(dg.build_sensor_context(resources=resources))
 
 
-def test_tick_posts_pending_alert_and_records_it(
-    warehouse_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_tick_posts_pending_alert_and_records_it(warehouse_path: Path) -> None:
     with FakeSlack(channels=("sre-alerts",)) as fake:
-        monkeypatch.setenv("SLACK_BOT_TOKEN", fake.token)
-        monkeypatch.setenv("SLACK_API_URL", fake.url)
+        slack = SlackResource(bot_token=fake.token, api_url=fake.url)
         alert_id = queue_incident(warehouse_path)
-        result = tick(warehouse_path)
+        result = tick(warehouse_path, slack)
         assert "1 delivered" in result.skip_message
         [message] = fake.messages("sre-alerts")
         assert "api" in message["text"]
@@ -52,7 +52,7 @@ def test_tick_posts_pending_alert_and_records_it(
                 "SELECT delivery_status, slack_ts FROM alerts WHERE alert_id = ?", [alert_id]
             ).fetchall()[0]
         assert (status, ts) == ("delivered", message["ts"])
-        assert "0 delivered" in tick(warehouse_path).skip_message  # nothing posted twice
+        assert "0 delivered" in tick(warehouse_path, slack).skip_message  # nothing posted twice
         assert len(fake.messages("sre-alerts")) == 1
 
 
@@ -75,7 +75,11 @@ def test_definitions_with_the_alerting_sensors_load() -> None:
         sensors=[*delivery.SENSORS, *failures.SENSORS],
         jobs=digest.JOBS,
         schedules=digest.SCHEDULES,
-        resources={"warehouse": WarehouseResource()},
+        resources={
+            "warehouse": WarehouseResource(),
+            "sreops_config": ConfigResource(),
+            "slack": SlackResource(),
+        },
     )
     dg.Definitions.validate_loadable(defs)
     names = {s.name for s in defs.get_repository_def().sensor_defs}

@@ -4,9 +4,8 @@ import datetime as dt
 from pathlib import Path
 
 import dagster as dg
-import pytest
 
-from assets.resources import WarehouseResource
+from assets.resources import ConfigResource, WarehouseResource
 from sensors.digest import alert_digest_job
 from sensors.failures import pipeline_health_sensor, run_failure_alerts, run_recovery_alerts
 from sreops import warehouse
@@ -29,7 +28,7 @@ def flaky_job() -> None:
 
 
 def resources(path: Path) -> dict:
-    return {"warehouse": WarehouseResource(location=str(path))}
+    return {"warehouse": WarehouseResource(location=str(path)), "sreops_config": ConfigResource()}
 
 
 def alerts(path: Path, where: str = "true") -> list:
@@ -38,9 +37,8 @@ def alerts(path: Path, where: str = "true") -> list:
 
 
 def test_failed_run_becomes_an_alert_with_a_link_and_success_resolves_it(
-    warehouse_path: Path, monkeypatch: pytest.MonkeyPatch
+    warehouse_path: Path,
 ) -> None:
-    monkeypatch.setenv("DAGSTER_UI_URL", "https://dagster.example.com")
     instance = dg.DagsterInstance.ephemeral()
     failed = flaky_job.execute_in_process(instance=instance, raise_on_error=False)
     assert not failed.success
@@ -59,7 +57,10 @@ def test_failed_run_becomes_an_alert_with_a_link_and_success_resolves_it(
 
     from sreops.alerting.blocks import dagster_link
 
-    assert dagster_link(alert)[1] == f"https://dagster.example.com/runs/{failed.run_id}"
+    assert (
+        dagster_link(alert, "https://dagster.example.com")[1]
+        == f"https://dagster.example.com/runs/{failed.run_id}"
+    )
 
     ok = flaky_job.execute_in_process(
         instance=instance, run_config={"ops": {"flaky_step": {"config": {"fail": False}}}}

@@ -13,7 +13,7 @@ from assets.partitions import hour_key
 from assets.resources import WarehouseResource
 from sensors.landing import landing_metrics_sensor, landing_run_requests
 from sreops import paths
-from sreops.ingest import files
+from sreops.ingest import run as ingest_run
 
 NOW = 1_800_000_000.0
 
@@ -42,7 +42,7 @@ def tick(warehouse_path: Path, cursor: str | None, keys: set[str] | None = None,
 def ingest_requested(request: dg.RunRequest, warehouse_path: Path) -> None:
     """Do what the requested ingestion run does."""
     names = request.run_config["ops"]["metric_samples"]["config"]["files"]
-    files.ingest_files([Path(n) for n in names], warehouse_path)
+    ingest_run.ingest_files([Path(n) for n in names], warehouse_path)
 
 
 def test_new_file_requests_one_ingestion_run_once(warehouse_path: Path) -> None:
@@ -122,7 +122,7 @@ def test_sensor_definition_evaluates_with_its_resources(warehouse_path: Path) ->
     )
     result = landing_metrics_sensor(context)
     assert [r.job_name for r in result] == ["ingest_metrics"]
-    files.ingest_files([path], warehouse_path)
+    ingest_run.ingest_files([path], warehouse_path)
     context = dg.build_sensor_context(
         cursor=context.cursor, resources={"warehouse": WarehouseResource(location=str(warehouse_path))}
     )

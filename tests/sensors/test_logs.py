@@ -7,7 +7,7 @@ from pathlib import Path
 import dagster as dg
 
 from assets.partitions import hour_key
-from assets.resources import WarehouseResource
+from assets.resources import ConfigResource, WarehouseResource
 from sensors.logs import landing_logs_sensor, log_run_requests
 from sreops import config, paths
 from sreops.logs import run as logs_run
@@ -72,17 +72,17 @@ def test_hours_outside_the_partitions_are_reported_not_requested(warehouse_path:
     assert "outside the hourly partitions" in note
 
 
+def resources(warehouse_path: Path) -> dict[str, object]:
+    return {"warehouse": WarehouseResource(location=str(warehouse_path)), "sreops_config": ConfigResource()}
+
+
 def test_the_sensor_runs_in_dagster(warehouse_path: Path) -> None:
     write("app.log", "2026-11-20 13:00:00,000 INFO hello\n", age_s=10)
-    context = dg.build_sensor_context(
-        resources={"warehouse": WarehouseResource(location=str(warehouse_path))}
-    )
+    context = dg.build_sensor_context(resources=resources(warehouse_path))
     result = landing_logs_sensor(context)
     assert [r.job_name for r in result] == ["ingest_logs"]
     assert landing_logs_sensor.default_status == dg.DefaultSensorStatus.RUNNING
     again = landing_logs_sensor(
-        dg.build_sensor_context(
-            cursor=context.cursor, resources={"warehouse": WarehouseResource(location=str(warehouse_path))}
-        )
+        dg.build_sensor_context(cursor=context.cursor, resources=resources(warehouse_path))
     )
     assert isinstance(again, dg.SkipReason)

@@ -17,7 +17,8 @@ import duckdb
 import pytest
 import yaml
 
-from sreops import config, doctor, warehouse
+from sreops import config, warehouse
+from sreops.cli import doctor
 from sreops.migrations import MIGRATIONS
 
 LATEST = max(m.version for m in MIGRATIONS)

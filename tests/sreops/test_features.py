@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from sreops import features, paths, warehouse
-from sreops.ingest import files
+from sreops.ingest import run as ingest_run
 
 HOUR = dt.datetime(2026, 11, 20, 10)
 
@@ -90,7 +90,7 @@ def ingest(frames: list[pd.DataFrame], warehouse_path: Path) -> None:
     for i, frame in enumerate(frames):
         path = folder / f"part-{i}.csv"
         frame.assign(timestamp=frame["timestamp"].dt.strftime("%Y-%m-%dT%H:%M:%S")).to_csv(path, index=False)
-        assert files.ingest_file(path, warehouse_path).status == "ingested"
+        assert ingest_run.ingest_file(path, warehouse_path).status == "ingested"
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
@@ -136,7 +136,7 @@ def test_a_late_file_changes_only_its_hours(warehouse_path: Path) -> None:
     )
     path = paths.landing_metrics() / "late.csv"
     late.to_csv(path, index=False)
-    result = files.ingest_file(path, warehouse_path)
+    result = ingest_run.ingest_file(path, warehouse_path)
     assert result.hours == [HOUR]
     features.build_hour(warehouse_path, HOUR)
     pd.testing.assert_frame_equal(

@@ -9,7 +9,7 @@ import duckdb
 import pytest
 
 from sreops import warehouse
-from sreops.migrations import MIGRATIONS
+from sreops.migrations import MIGRATIONS, runner
 
 IN_ORDER = sorted(MIGRATIONS, key=lambda m: m.version)
 
@@ -23,7 +23,7 @@ def test_empty_file_migrates_to_latest(sreops_home: Path) -> None:
 def test_warehouse_from_an_older_version_upgrades_in_place_and_keeps_rows(tmp_path: Path) -> None:
     path = tmp_path / "old.duckdb"
     con = duckdb.connect(str(path))
-    warehouse.migrate_connection(con, tuple(IN_ORDER[:1]))  # what version 1 of sreops created
+    runner.migrate_connection(con, tuple(IN_ORDER[:1]))  # what version 1 of sreops created
     con.execute(
         "INSERT INTO metric_samples VALUES (TIMESTAMP '2026-11-20 10:00:00', 'api', 'cpu', 0.5, 'old', 1)"
     )
@@ -42,15 +42,15 @@ def test_warehouse_from_an_older_version_upgrades_in_place_and_keeps_rows(tmp_pa
 
 
 def test_failed_migration_leaves_the_previous_version(tmp_path: Path) -> None:
-    from sreops.migrations import Migration
+    from sreops.migrations.base import Migration
 
     path = tmp_path / "w.duckdb"
     con = duckdb.connect(str(path))
     broken = Migration(
         100_000, "broken", ("CREATE TABLE half_done (x INTEGER)", "SELECT * FROM no_such_table")
     )
-    with pytest.raises(warehouse.MigrationError, match="migration 100000"):
-        warehouse.migrate_connection(con, (*MIGRATIONS, broken))
+    with pytest.raises(runner.MigrationError, match="migration 100000"):
+        runner.migrate_connection(con, (*MIGRATIONS, broken))
     assert warehouse.schema_version(con) == max(m.version for m in MIGRATIONS)
     tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
     assert "half_done" not in tables

@@ -17,7 +17,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from sreops import cli, config, warehouse
+from sreops import cli, config, integrity, warehouse
 from sreops.migrations import MIGRATIONS
 
 LATEST = max(m.version for m in MIGRATIONS)
@@ -75,25 +75,25 @@ def _newer_schema(path: Path) -> None:
 
 # case -> (how to make it, error type, what the message says is wrong, what it says to do)
 DAMAGED: dict[str, tuple[Callable[[Path], None], type[Exception], str, str]] = {
-    "empty": (_empty, warehouse.WarehouseDamagedError, "is empty (0 bytes)", "backup"),
-    "truncated-half": (_truncated_half, warehouse.WarehouseDamagedError, "is truncated", "move it aside"),
-    "truncated-header": (_header_only, warehouse.WarehouseDamagedError, "is truncated", "move it aside"),
-    "random-bytes": (_random_bytes, warehouse.WarehouseDamagedError, "is not a DuckDB database", "backup"),
+    "empty": (_empty, integrity.WarehouseDamagedError, "is empty (0 bytes)", "backup"),
+    "truncated-half": (_truncated_half, integrity.WarehouseDamagedError, "is truncated", "move it aside"),
+    "truncated-header": (_header_only, integrity.WarehouseDamagedError, "is truncated", "move it aside"),
+    "random-bytes": (_random_bytes, integrity.WarehouseDamagedError, "is not a DuckDB database", "backup"),
     "text-file": (
         _text_file,
-        warehouse.WarehouseDamagedError,
+        integrity.WarehouseDamagedError,
         "is not a DuckDB database: it holds text",
         "SREOPS_HOME",
     ),
     "foreign-duckdb": (
         _foreign_duckdb,
-        warehouse.WarehouseDamagedError,
+        integrity.WarehouseDamagedError,
         "sreops did not create",
         "SREOPS_HOME",
     ),
     "newer-schema": (
         _newer_schema,
-        warehouse.WarehouseTooNewError,
+        integrity.WarehouseTooNewError,
         f"schema version {LATEST + 1000}, newer",
         "Upgrade sreops",
     ),
@@ -131,7 +131,7 @@ def test_every_way_in_names_the_damage_and_what_to_do(damaged, way_in) -> None:
     path, error, what, todo = damaged
     with pytest.raises(error) as err:
         way_in(path)
-    assert isinstance(err.value, warehouse.WarehouseUnusableError)
+    assert isinstance(err.value, integrity.WarehouseUnusableError)
     assert_says_what_and_what_to_do(err.value, path, what, todo)
 
 
@@ -148,7 +148,7 @@ def test_reading_a_truncated_file_after_it_opened_names_the_damage(sreops_home: 
     _truncated_half(path)
     warehouse._migrated.add(path)
     with (
-        pytest.raises(warehouse.WarehouseDamagedError, match="is truncated: reading it failed") as err,
+        pytest.raises(integrity.WarehouseDamagedError, match="is truncated: reading it failed") as err,
         warehouse.connect(path) as con,
     ):
         con.execute("SELECT sum(value) FROM metric_samples_core").fetchall()
@@ -158,7 +158,7 @@ def test_reading_a_truncated_file_after_it_opened_names_the_damage(sreops_home: 
 def test_nothing_is_written_into_a_foreign_or_newer_warehouse(sreops_home: Path) -> None:
     foreign = sreops_home / "foreign.duckdb"
     _foreign_duckdb(foreign)
-    with pytest.raises(warehouse.WarehouseDamagedError):
+    with pytest.raises(integrity.WarehouseDamagedError):
         warehouse.migrate(foreign)
     con = duckdb.connect(str(foreign))
     assert [r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()] == [
@@ -168,7 +168,7 @@ def test_nothing_is_written_into_a_foreign_or_newer_warehouse(sreops_home: Path)
 
     newer = sreops_home / "newer.duckdb"
     _newer_schema(newer)
-    with pytest.raises(warehouse.WarehouseTooNewError):
+    with pytest.raises(integrity.WarehouseTooNewError):
         warehouse.migrate(newer)
     con = duckdb.connect(str(newer))
     assert con.execute("SELECT max(version), count(*) FROM schema_migrations").fetchone() == (
@@ -209,7 +209,7 @@ def test_a_held_lock_is_a_lock_error_not_damage(warehouse_path: Path) -> None:
         ):
             with pytest.raises(warehouse.WarehouseLockedError) as err:
                 way_in()
-            assert not isinstance(err.value, warehouse.WarehouseUnusableError)
+            assert not isinstance(err.value, integrity.WarehouseUnusableError)
     finally:
         proc.kill()
         proc.wait()

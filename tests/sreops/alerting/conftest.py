@@ -13,8 +13,10 @@ import pytest
 
 from sreops import config, warehouse
 from sreops.alerting import outbox
-from sreops.alerting.delivery import Deliverer, DeliveryReport, FakeClock
+from sreops.alerting.delivery.run import Deliverer
+from sreops.alerting.delivery.work import DeliveryReport
 from sreops.alerting.slack import SlackPoster, make_client
+from sreops.devtools.clocks import FakeClock
 from sreops.devtools.fake_slack import FakeSlack
 
 START = dt.datetime(2026, 11, 20, 13, 0)

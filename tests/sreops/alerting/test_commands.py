@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from sreops import config, doctor
-from sreops.alerting import commands
+from sreops import config
+from sreops.cli import alerts, doctor
 from sreops.devtools.fake_slack import FakeSlack
 
 
@@ -25,24 +25,24 @@ def test_list_shows_alerts_with_delivery_state_and_why_withheld(
     fire("api", severity="critical")
     fire("web", severity="info")
     deliver()
-    assert commands.run_list(parse(commands.add_list_arguments, ["--json", "--hours", "100000"])) == 0
+    assert alerts.run_list(parse(alerts.add_list_arguments, ["--json", "--hours", "100000"])) == 0
     rows = {r["service"]: r for r in map(json.loads, capsys.readouterr().out.splitlines())}
     assert rows["api"]["delivery"] == "delivered" and rows["api"]["severity"] == "critical"
     assert rows["web"]["delivery"] == "below_min_severity"
-    assert commands.run_list(parse(commands.add_list_arguments, ["--hours", "100000"])) == 0
+    assert alerts.run_list(parse(alerts.add_list_arguments, ["--hours", "100000"])) == 0
     table = capsys.readouterr().out
     assert "api" in table and "web" in table and "delivered" in table
 
 
 def test_alerts_test_without_token_is_a_dry_run(warehouse_path, capsys) -> None:
-    assert commands.run_test(parse(commands.add_test_arguments, [])) == 0
+    assert alerts.run_test(parse(alerts.add_test_arguments, [])) == 0
     assert "dry run" in capsys.readouterr().out
 
 
 def test_alerts_test_posts_a_sample_incident(warehouse_path, fake_slack, monkeypatch, capsys) -> None:
     monkeypatch.setenv("SLACK_BOT_TOKEN", fake_slack.token)
     monkeypatch.setenv("SLACK_API_URL", fake_slack.url)
-    assert commands.run_test(parse(commands.add_test_arguments, ["--channel", "#platform"])) == 0
+    assert alerts.run_test(parse(alerts.add_test_arguments, ["--channel", "#platform"])) == 0
     [message] = fake_slack.messages("platform")
     assert "sreops-test" in message["text"]
     actions = [e["action_id"] for b in message["blocks"] if b["type"] == "actions" for e in b["elements"]]
@@ -55,7 +55,7 @@ def test_alerts_test_reports_a_channel_it_cannot_post_to(
 ) -> None:
     monkeypatch.setenv("SLACK_BOT_TOKEN", fake_slack.token)
     monkeypatch.setenv("SLACK_API_URL", fake_slack.url)
-    assert commands.run_test(parse(commands.add_test_arguments, ["--channel", "#nowhere"])) == 1
+    assert alerts.run_test(parse(alerts.add_test_arguments, ["--channel", "#nowhere"])) == 1
     assert "channel_not_found" in capsys.readouterr().err
 
 

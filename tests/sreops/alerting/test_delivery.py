@@ -10,7 +10,8 @@ import pytest
 
 from sreops import config, warehouse
 from sreops.alerting import outbox
-from sreops.alerting.delivery import Deliverer, deliver_pending
+from sreops.alerting.delivery.run import Deliverer, deliver_pending
+from sreops.config import SlackSettings, slack_settings
 from sreops.devtools.fake_slack import FakeSlack
 
 
@@ -392,13 +393,11 @@ def test_permanent_error_marks_failed_with_reason_and_others_still_go(
 
 
 def test_without_token_alerts_are_kept_logged_and_not_posted(
-    fire, warehouse_path, fake_slack, alert_rows, monkeypatch, caplog
+    fire, warehouse_path, fake_slack, alert_rows, cfg, caplog
 ) -> None:
-    monkeypatch.delenv("SLACK_BOT_TOKEN", raising=False)
-    monkeypatch.setenv("SLACK_API_URL", fake_slack.url)
     fire("api")
     with caplog.at_level(logging.INFO, logger="sreops.alerting.delivery"):
-        report = deliver_pending(warehouse_path)
+        report = deliver_pending(warehouse_path, config=cfg, slack=SlackSettings(api_url=fake_slack.url))
     assert report.dry_run == 1
     assert fake_slack.calls == []
     row = alert_rows().iloc[0]
@@ -407,12 +406,11 @@ def test_without_token_alerts_are_kept_logged_and_not_posted(
 
 
 def test_with_token_from_environment_posts_through_slack_api_url(
-    fire, warehouse_path, fake_slack, monkeypatch
+    fire, warehouse_path, fake_slack, cfg
 ) -> None:
-    monkeypatch.setenv("SLACK_BOT_TOKEN", fake_slack.token)
-    monkeypatch.setenv("SLACK_API_URL", fake_slack.url)
+    slack = slack_settings({"SLACK_BOT_TOKEN": fake_slack.token, "SLACK_API_URL": fake_slack.url})
     fire("api")
-    assert deliver_pending(warehouse_path).delivered == 1
+    assert deliver_pending(warehouse_path, config=cfg, slack=slack).delivered == 1
     assert len(fake_slack.messages("sre-alerts")) == 1
 
 

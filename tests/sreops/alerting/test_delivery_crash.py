@@ -39,7 +39,7 @@ CONFIG = {
 PASS = """
 import json, sys
 from sreops import config
-from sreops.alerting.delivery import Deliverer
+from sreops.alerting.delivery.run import Deliverer
 from sreops.alerting.slack import SlackPoster, make_client
 
 path, url, token, cfg = sys.argv[1:5]

@@ -7,7 +7,8 @@ import datetime as dt
 import pandas as pd
 
 from sreops import config, warehouse
-from sreops.alerting import digest, feedback
+from sreops.alerting import digest
+from sreops.alerting.feedback import store as feedback_store
 
 
 def test_digest_lists_top_incidents_and_precision_and_is_queued_once(
@@ -18,7 +19,7 @@ def test_digest_lists_top_incidents_and_precision_and_is_queued_once(
     web = fire("db", severity="major", score=80)
     resolve("anomaly:web")
     with warehouse.transaction(warehouse_path) as con:
-        feedback.record(con, alert_id=web, action="ack", now=clock.now(), user_id="U1")
+        feedback_store.record(con, alert_id=web, action="ack", now=clock.now(), user_id="U1")
     now = clock.now() + dt.timedelta(hours=1)
     alert_id = digest.enqueue(warehouse_path, config.Config(), now)
     assert alert_id is not None

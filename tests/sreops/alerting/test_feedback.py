@@ -11,7 +11,9 @@ from urllib.parse import urlencode
 import pytest
 
 from sreops import warehouse
-from sreops.alerting import feedback, interactivity
+from sreops.alerting import interactivity
+from sreops.alerting.feedback import labels, spool
+from sreops.alerting.feedback import store as feedback_store
 from sreops.alerting.interactivity import InteractivityServer
 
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
@@ -75,7 +77,7 @@ def test_forged_or_replayed_requests_are_refused(tamper, fire, clock, warehouse_
         headers = {"X-Slack-Request-Timestamp": str(now)}
     status, _ = interactivity.handle(body, headers, SECRET, now=float(now))
     assert status == 401
-    assert not feedback.spool_path().exists() or feedback.spool_path().read_text() == ""
+    assert not spool.spool_path().exists() or spool.spool_path().read_text() == ""
 
 
 def test_not_an_anomaly_suppresses_the_same_pattern_but_not_a_worse_one(
@@ -103,7 +105,7 @@ def test_not_an_anomaly_suppresses_the_same_pattern_but_not_a_worse_one(
     assert rows.loc[worse, "delivery_status"] == "delivered"
     assert rows.loc[other, "delivery_status"] == "delivered"
     with warehouse.connect(warehouse_path) as con:
-        windows = feedback.suppressed_windows(con, "api")
+        windows = feedback_store.suppressed_windows(con, "api")
     # the labelled incident and the one suppressed as the same pattern stay out of training
     starts = [
         dt.datetime.fromisoformat(json.loads(rows.loc[a, "details"])["first_minute"]) for a in (first, same)
@@ -139,9 +141,11 @@ def test_precision_per_detector_from_labels(fire, clock, warehouse_path) -> None
             alert_id = fire(f"{detector}-{i}", detector=detector)
             if action:
                 with warehouse.transaction(warehouse_path) as con:
-                    feedback.record(con, alert_id=alert_id, action=action, now=clock.now(), user_id="U1")
+                    feedback_store.record(
+                        con, alert_id=alert_id, action=action, now=clock.now(), user_id="U1"
+                    )
     with warehouse.connect(warehouse_path) as con:
-        rows = {r["detector"]: r for r in feedback.precision_by_detector(con)}
+        rows = {r["detector"]: r for r in feedback_store.precision_by_detector(con)}
     assert rows["iforest"]["precision"] == pytest.approx(2 / 3)
     assert (rows["iforest"]["incidents"], rows["iforest"]["labelled"]) == (4, 3)
     assert rows["ecod"]["precision"] == 0.0
@@ -150,9 +154,9 @@ def test_precision_per_detector_from_labels(fire, clock, warehouse_path) -> None
 def test_feedback_for_an_unknown_alert_is_an_error(warehouse_path, clock) -> None:
     with (
         warehouse.transaction(warehouse_path) as con,
-        pytest.raises(feedback.UnknownAlertError, match="nope"),
+        pytest.raises(labels.UnknownAlertError, match="nope"),
     ):
-        feedback.record(con, alert_id="nope", action="ack", now=clock.now())
+        feedback_store.record(con, alert_id="nope", action="ack", now=clock.now())
 
 
 def test_http_endpoint_verifies_and_lands_feedback(fire, warehouse_path, clock) -> None:

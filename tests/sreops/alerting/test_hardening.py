@@ -19,7 +19,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from sreops import config, warehouse
-from sreops.alerting import blocks, digest, feedback, interactivity, mrkdwn, outbox
+from sreops.alerting import blocks, digest, interactivity, mrkdwn, outbox
+from sreops.alerting.feedback import labels, spool
+from sreops.alerting.feedback import store as feedback_store
 from sreops.alerting.interactivity import InteractivityServer
 
 HOSTILE = "<!channel> <https://evil.example/login|Click to re-auth>"
@@ -141,7 +143,7 @@ def test_clipping_never_cuts_an_entity_or_a_sequence_of_ours() -> None:
 
 # ---- item 4: one bad feedback record never stops the rest -------------------------------------------
 def spool_raw(data: bytes) -> None:
-    path = feedback.spool_path()
+    path = spool.spool_path()
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "ab") as handle:
         handle.write(data)
@@ -156,39 +158,39 @@ def test_bad_spooled_records_are_set_aside_with_reasons_and_the_rest_apply(
 ) -> None:
     first, second = fire("api"), fire("web")
     deliver()
-    feedback.spool(entry(first, "ack", "good-1"))
+    spool.spool(entry(first, "ack", "good-1"))
     spool_raw(b'{"feedback_id": "torn", "alert_id": "')  # a writer killed mid-line
-    feedback.spool(entry(second, "not_anomaly", "good-2"))  # appended right after the fragment
+    spool.spool(entry(second, "not_anomaly", "good-2"))  # appended right after the fragment
     spool_raw(b"[1, 2]\n")
-    feedback.spool(entry("no-such-alert", "ack", "unknown"))
+    spool.spool(entry("no-such-alert", "ack", "unknown"))
     at = clock.now()
-    feedback.spool(entry(first, "snooze", "huge", snooze_minutes=4_294_967_296, at=at.isoformat()))
-    feedback.spool(entry(first, "ack", "future", at="9999-12-31T23:59:00"))
-    feedback.spool(entry(first, "explode", "bad-action"))
+    spool.spool(entry(first, "snooze", "huge", snooze_minutes=4_294_967_296, at=at.isoformat()))
+    spool.spool(entry(first, "ack", "future", at="9999-12-31T23:59:00"))
+    spool.spool(entry(first, "explode", "bad-action"))
     spool_raw(b"\xff\xfe not utf-8\n")
     report = deliver()  # never raises: bad lines are set aside
     assert report.feedback == 3
     with warehouse.connect(warehouse_path) as con:
         rows = dict(con.execute("SELECT feedback_id, snooze_until FROM alert_feedback").fetchall())
     assert set(rows) == {"good-1", "good-2", "huge"}
-    assert rows["huge"] == at + dt.timedelta(minutes=feedback.MAX_SNOOZE_MINUTES)  # clamped
-    set_aside = [json.loads(line) for line in feedback.rejected_path().read_text().splitlines()]
+    assert rows["huge"] == at + dt.timedelta(minutes=labels.MAX_SNOOZE_MINUTES)  # clamped
+    set_aside = [json.loads(line) for line in spool.rejected_path().read_text().splitlines()]
     reasons = " | ".join(r["reason"] for r in set_aside)
     assert len(set_aside) == 6
     for why in ("not JSON", "not an object", "no-such-alert", "in the future", "'explode'", "UTF-8"):
         assert why in reasons  # the torn fragment, a list, an unknown alert, a bad clock, action, bytes
-    assert feedback.spool_path().read_bytes() == b""
-    feedback.spool(entry(second, "ack", "later"))  # later feedback still flows
+    assert spool.spool_path().read_bytes() == b""
+    spool.spool(entry(second, "ack", "later"))  # later feedback still flows
     assert deliver().feedback == 1
 
 
 def test_an_absurd_snooze_is_clamped_where_it_is_used(fire, clock, warehouse_path) -> None:
     alert_id = fire("api")
     with warehouse.transaction(warehouse_path) as con:
-        feedback.record(
+        feedback_store.record(
             con, alert_id=alert_id, action="snooze", now=clock.now(), snooze_minutes=4_294_967_296
         )
-        feedback.record(
+        feedback_store.record(
             con, alert_id=alert_id, action="snooze", now=clock.now(), snooze_minutes=-5, user_id="U2"
         )
         untils = sorted(r[0] for r in con.execute("SELECT snooze_until FROM alert_feedback").fetchall())
@@ -278,7 +280,7 @@ def test_signed_object_of_odd_shape_is_acknowledged_and_stores_only_what_is_soun
     body = press_body(payload)
     answer = http(server, body, signed(body, dt.datetime.now(dt.UTC).timestamp()))
     assert answer.startswith(b"HTTP/1.0 200")
-    spooled = feedback.spool_path().read_text() if feedback.spool_path().exists() else ""
+    spooled = spool.spool_path().read_text() if spool.spool_path().exists() else ""
     assert all(json.loads(line)["snooze_minutes"] in (None, 60) for line in spooled.splitlines())
 
 

@@ -9,9 +9,10 @@ import pandas as pd
 import pytest
 
 from sreops import warehouse
-from sreops.alerting import blocks, context
-from sreops.alerting.feedback import Feedback
+from sreops.alerting import blocks, context, replies
+from sreops.alerting.feedback.labels import Feedback
 from sreops.alerting.model import Alert
+from sreops.config import slack_settings
 
 NOW = dt.datetime(2026, 11, 20, 13, 0)
 
@@ -67,9 +68,9 @@ def text_of(message: blocks.Message) -> str:
     return json.dumps(message.blocks, ensure_ascii=False)
 
 
-def test_root_message_carries_what_on_call_needs(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("DAGSTER_UI_URL", "https://dagster.example.com/")
-    message = blocks.root_message(blocks.ThreadView([incident()]), NOW)
+def test_root_message_carries_what_on_call_needs() -> None:
+    ui_url = slack_settings({"DAGSTER_UI_URL": "https://dagster.example.com/"}).ui_url
+    message = blocks.root_message(blocks.ThreadView([incident()]), NOW, ui_url=ui_url)
     shown = text_of(message)
     assert message.text == "[CRITICAL] checkout: checkout: latency and errors up together (score 92)"
     assert blocks.header_text(blocks.ThreadView([incident()])).startswith(":red_circle: CRITICAL · checkout")
@@ -94,8 +95,7 @@ def test_root_message_carries_what_on_call_needs(monkeypatch: pytest.MonkeyPatch
     assert actions == ["sreops_ack", "sreops_snooze", "sreops_not_anomaly", "sreops_open"]
 
 
-def test_run_failure_links_to_its_run(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("DAGSTER_UI_URL", "http://ui:3000")
+def test_run_failure_links_to_its_run() -> None:
     alert = incident(
         kind="run_failure",
         fingerprint="run_failure:build_features",
@@ -104,8 +104,11 @@ def test_run_failure_links_to_its_run(monkeypatch: pytest.MonkeyPatch) -> None:
         score=None,
         summary="Run of build_features failed",
     )
-    assert blocks.dagster_link(alert) == ("View run in Dagster", "http://ui:3000/runs/abc-123")
-    message = blocks.root_message(blocks.ThreadView([alert]), NOW)
+    assert blocks.dagster_link(alert, "http://ui:3000") == (
+        "View run in Dagster",
+        "http://ui:3000/runs/abc-123",
+    )
+    message = blocks.root_message(blocks.ThreadView([alert]), NOW, ui_url="http://ui:3000")
     assert "platform" in message.text and "*Score*\\nn/a" in text_of(message)
 
 
@@ -130,18 +133,18 @@ def test_resolved_root_says_how_long_it_lasted_and_drops_the_buttons() -> None:
 
 
 def test_change_reply_words_each_kind_of_change() -> None:
-    before = blocks.snapshot(
+    before = replies.snapshot(
         incident(severity="minor", details={"metrics": ["latency_p95_ms"], "score": 70}), []
     )
     now_worse = incident()
-    reply = blocks.change_reply(now_worse, before, [], NOW)
+    reply = replies.change_reply(now_worse, before, [], NOW)
     assert reply is not None
     assert "Severity raised: minor → *critical*" in reply.text
     assert "Now also: `error_rate`" in reply.text
     assert "Score 70.0 → *92.4*" in reply.text
-    assert blocks.change_reply(now_worse, blocks.snapshot(now_worse, []), [], NOW) is None  # nothing new
+    assert replies.change_reply(now_worse, replies.snapshot(now_worse, []), [], NOW) is None  # nothing new
     resolved = incident(status="resolved", resolved_at=NOW)
-    assert blocks.change_reply(resolved, blocks.snapshot(now_worse, []), [], NOW).text.startswith(
+    assert replies.change_reply(resolved, replies.snapshot(now_worse, []), [], NOW).text.startswith(
         ":white_check_mark: Resolved after 19 min"
     )
 
@@ -149,7 +152,7 @@ def test_change_reply_words_each_kind_of_change() -> None:
 def test_feedback_shows_in_reply_and_root() -> None:
     ack = Feedback("f1", "a1b2c3d4e5f6", "ack", "U42", "alice", NOW, None)
     alert = incident()
-    reply = blocks.change_reply(alert, blocks.snapshot(alert, []), [ack], NOW)
+    reply = replies.change_reply(alert, replies.snapshot(alert, []), [ack], NOW)
     assert reply is not None and reply.text == ":eyes: Acknowledged by <@U42>."
     root = blocks.root_message(blocks.ThreadView([alert], [ack]), NOW)
     assert ":eyes: acknowledged by <@U42>" in text_of(root)

@@ -13,7 +13,7 @@ from sreops.detection import explain, incidents
 from sreops.detection.events import Event, event_tags
 from sreops.detection.settings import AlarmPolicy, DetectorSettings
 from sreops.detection.streaming import StreamingDetector
-from sreops.ingest import demo
+from sreops.devtools import demo
 
 DAYS = 7
 MATCH_BEFORE = dt.timedelta(minutes=5)

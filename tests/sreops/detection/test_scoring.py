@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sreops import warehouse
+from sreops import config, warehouse
 from sreops.detection import run, versions
 from sreops.detection.artifacts import FileModelStore, MemoryModelStore
 from sreops.detection.models import SeriesModel
@@ -144,7 +144,7 @@ def test_incidents_of_scored_hours_land_in_alerts_once(fleet: Path) -> None:
 
 
 def test_a_candidate_version_is_replayed_compared_and_promoted(fleet: Path) -> None:
-    baseline, policy = versions.current(fleet)
+    baseline, policy = versions.current(fleet, config.Config())
     candidate = baseline.with_changes(context_points=5)
     assert candidate.version != baseline.version
     store = MemoryModelStore()
@@ -161,7 +161,7 @@ def test_a_candidate_version_is_replayed_compared_and_promoted(fleet: Path) -> N
     assert set(listed["version"]) == {baseline.version, candidate.version}
     assert listed.set_index("version").loc[candidate.version, "hours_scored"] == 3
     versions.promote(fleet, candidate.version)
-    assert versions.current(fleet)[0] == candidate
+    assert versions.current(fleet, config.Config())[0] == candidate
     with pytest.raises(versions.VersionError):
         versions.promote(fleet, "novelty-nothere")
 
@@ -176,8 +176,6 @@ def test_settings_name_their_version_stably() -> None:
 
 
 def test_the_config_names_the_current_version_until_one_is_promoted_by_hand(warehouse_path: Path) -> None:
-    from sreops import config
-
     default, _ = versions.current(warehouse_path, config.Config())
     edited = config.Config.model_validate({"detection": {"context_points": 4}})
     follows, _ = versions.current(warehouse_path, edited)

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from sreops.evaluation import autoscale
+from sreops.cli import evaluate
 
 
 def write_trace(path: Path, days: int = 9, seed: int = 0) -> Path:
@@ -30,8 +30,8 @@ def write_trace(path: Path, days: int = 9, seed: int = 0) -> Path:
 
 def run(argv: list[str]) -> int:
     parser = argparse.ArgumentParser()
-    autoscale.add_arguments(parser)
-    return autoscale.run(parser.parse_args(argv))
+    evaluate.add_autoscale_arguments(parser)
+    return evaluate.run_autoscale(parser.parse_args(argv))
 
 
 @pytest.mark.usefixtures("sreops_home")

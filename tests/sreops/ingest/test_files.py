@@ -12,7 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sreops import paths, warehouse
-from sreops.ingest import files
+from sreops.ingest import landing as metric_landing
+from sreops.ingest import run as ingest_run
 
 HEADER = "timestamp,service,metric,value\n"
 
@@ -52,7 +53,7 @@ FRAME = pd.DataFrame(
 
 @pytest.mark.parametrize("name", ["m.csv", "m.csv.gz", "m.parquet", "m.jsonl", "m.jsonl.gz"])
 def test_each_format_lands_every_row_in_utc(warehouse_path: Path, name: str) -> None:
-    result = files.ingest_file(write_frame(landing(name), FRAME), warehouse_path)
+    result = ingest_run.ingest_file(write_frame(landing(name), FRAME), warehouse_path)
     assert result.status == "ingested", result.error
     assert result.rows == 3
     got = samples(warehouse_path)
@@ -78,7 +79,7 @@ def test_timestamp_forms_offsets_and_epochs_all_become_utc(warehouse_path: Path)
     other.write_text(
         json.dumps({"timestamp": 1763632980500, "service": "a", "metric": "m", "value": 4}) + "\n"
     )
-    results = files.ingest_files([path, other], warehouse_path)
+    results = ingest_run.ingest_files([path, other], warehouse_path)
     assert [r.status for r in results] == ["ingested", "ingested"], [r.error for r in results]
     got = list(samples(warehouse_path)["ts"])
     assert pd.Timestamp("2026-11-20 10:00:00") in got
@@ -90,7 +91,7 @@ def test_timestamp_forms_offsets_and_epochs_all_become_utc(warehouse_path: Path)
 def test_extra_columns_become_labels(warehouse_path: Path) -> None:
     path = landing("labels.csv")
     path.write_text("timestamp,service,metric,value,host,region\n2026-11-20T10:00:00Z,api,cpu,1,h1,eu\n")
-    files.ingest_file(path, warehouse_path)
+    ingest_run.ingest_file(path, warehouse_path)
     assert json.loads(samples(warehouse_path)["labels"][0]) == {"host": "h1", "region": "eu"}
 
 
@@ -120,7 +121,7 @@ def test_malformed_file_is_quarantined_with_a_reason_naming_file_row_and_column(
     bad.write_text(content)
     good = write_frame(landing("good.csv"), FRAME)
 
-    results = files.ingest_files([bad, good], warehouse_path)
+    results = ingest_run.ingest_files([bad, good], warehouse_path)
 
     assert results[0].status == "quarantined"
     assert name in results[0].error and expected in results[0].error
@@ -141,7 +142,7 @@ def test_bad_row_late_in_a_large_file_is_found(warehouse_path: Path) -> None:
     rows[45_000] = "2026-11-20T10:00:00Z,a,m,12,5\n".replace(",5", "x5")  # '12x5' is not a number
     path = landing("large.csv")
     path.write_text(HEADER + "".join(rows))
-    result = files.ingest_file(path, warehouse_path)
+    result = ingest_run.ingest_file(path, warehouse_path)
     assert result.status == "quarantined"
     assert "row 45001 (line 45002), column value: '12x5' is not a number" in result.error
 
@@ -150,15 +151,15 @@ def test_truncated_parquet_is_quarantined(warehouse_path: Path) -> None:
     whole = write_frame(landing("whole.parquet"), FRAME).read_bytes()
     cut = landing("cut.parquet")
     cut.write_bytes(whole[: len(whole) // 2])
-    result = files.ingest_file(cut, warehouse_path)
+    result = ingest_run.ingest_file(cut, warehouse_path)
     assert result.status == "quarantined" and "cut.parquet" in result.error and "parquet" in result.error
 
 
 def test_same_content_is_ingested_once(warehouse_path: Path) -> None:
     first = write_frame(landing("a.csv"), FRAME)
-    assert files.ingest_file(first, warehouse_path).status == "ingested"
+    assert ingest_run.ingest_file(first, warehouse_path).status == "ingested"
     again = write_frame(landing("a-copy.csv"), FRAME)
-    result = files.ingest_file(again, warehouse_path)
+    result = ingest_run.ingest_file(again, warehouse_path)
     assert result.status == "duplicate"
     assert len(samples(warehouse_path)) == 3
 
@@ -166,7 +167,7 @@ def test_same_content_is_ingested_once(warehouse_path: Path) -> None:
 def test_ingestion_marks_exactly_the_hours_it_touched(warehouse_path: Path) -> None:
     late = landing("late.csv")
     late.write_text(HEADER + "2026-11-19T03:10:00Z,a,m,1\n2026-11-19T07:59:59Z,a,m,2\n")
-    files.ingest_file(late, warehouse_path)
+    ingest_run.ingest_file(late, warehouse_path)
     with warehouse.connect(warehouse_path) as con:
         hours = [r[0] for r in con.execute("SELECT hour FROM partition_marks ORDER BY hour").fetchall()]
     assert hours == [dt.datetime(2026, 11, 19, 3), dt.datetime(2026, 11, 19, 7)]
@@ -175,7 +176,7 @@ def test_ingestion_marks_exactly_the_hours_it_touched(warehouse_path: Path) -> N
 def test_discover_skips_partial_and_hidden_files(sreops_home: Path) -> None:
     for name in ["ok.csv", "writing.csv.part", ".hidden.csv", "x.tmp", "ok.parquet"]:
         landing(name).write_text(HEADER)
-    assert sorted(p.name for p in files.discover()) == ["ok.csv", "ok.parquet"]
+    assert sorted(p.name for p in metric_landing.discover()) == ["ok.csv", "ok.parquet"]
 
 
 def test_cli_ingest_reports_and_exits_nonzero_on_quarantine(sreops_home: Path, capsys) -> None:
@@ -194,7 +195,7 @@ def test_gzip_truncated_csv_is_quarantined(warehouse_path: Path) -> None:
     path = landing("cut.csv.gz")
     payload = gzip.compress((HEADER + "2026-11-20T10:00:00Z,a,m,1\n" * 2000).encode())
     path.write_bytes(payload[: len(payload) // 2])
-    result = files.ingest_file(path, warehouse_path)
+    result = ingest_run.ingest_file(path, warehouse_path)
     assert result.status == "quarantined" and "cut.csv.gz" in result.error
     assert len(samples(warehouse_path)) == 0
 
@@ -219,7 +220,7 @@ def test_any_valid_csv_round_trips(warehouse_path: Path, rows) -> None:
         con.execute("DELETE FROM ingested_files")
     path = landing("prop.csv")
     path.write_text(HEADER + "".join(f"{t},{s},{m},{v!r}\n" for t, s, m, v in rows))
-    result = files.ingest_file(path, warehouse_path, move=False)
+    result = ingest_run.ingest_file(path, warehouse_path, move=False)
     assert result.status == "ingested", result.error
     got = samples(warehouse_path)
     expected = sorted((pd.Timestamp(t, unit="s"), s, m, float(v)) for t, s, m, v in rows)
@@ -230,7 +231,7 @@ def test_parquet_with_wrong_types_is_quarantined(warehouse_path: Path) -> None:
     path = landing("types.parquet")
     frame = FRAME.assign(value=["1", "two", "3"])
     frame.to_parquet(path, index=False)
-    result = files.ingest_file(path, warehouse_path)
+    result = ingest_run.ingest_file(path, warehouse_path)
     assert result.status == "quarantined" and "row 2, column value: 'two' is not a number" in result.error
 
 
@@ -241,6 +242,6 @@ def test_ingest_never_holds_the_file_in_pandas(warehouse_path: Path, monkeypatch
 
     monkeypatch.setattr(pd, "read_csv", forbidden)
     monkeypatch.setattr(pd, "read_parquet", forbidden)
-    result = files.ingest_file(write_frame(landing("s.csv"), FRAME), warehouse_path)
+    result = ingest_run.ingest_file(write_frame(landing("s.csv"), FRAME), warehouse_path)
     assert result.status == "ingested"
     assert duckdb.__version__

@@ -12,7 +12,9 @@ from pathlib import Path
 import pytest
 
 from sreops import paths, warehouse
-from sreops.ingest import files
+from sreops.ingest import formats
+from sreops.ingest import landing as metric_landing
+from sreops.ingest import run as ingest_run
 
 REPO = Path(__file__).resolve().parents[3]  # the tree under test, also for subprocesses
 HEADER = "timestamp,service,metric,value\n"
@@ -42,7 +44,7 @@ def assert_safe_reason(reason: str) -> None:
 
 
 def assert_quarantined_beside_good(
-    results: list[files.FileResult], expected: str, warehouse_path: Path
+    results: list[ingest_run.FileResult], expected: str, warehouse_path: Path
 ) -> None:
     bad, good = results
     assert bad.status == "quarantined", bad
@@ -81,7 +83,7 @@ def test_unsafe_name_quarantines_the_file_naming_row_and_column_and_keeps_others
     bad = landing("names.csv")
     bad.write_text(HEADER + GOOD_ROW + GOOD_ROW + row, newline="")
 
-    results = files.ingest_files([bad, good_file()], warehouse_path)
+    results = ingest_run.ingest_files([bad, good_file()], warehouse_path)
 
     assert_quarantined_beside_good(
         results, f"metrics file names.csv, row 3 (line 4), column {column}: name", warehouse_path
@@ -98,7 +100,7 @@ def test_unsafe_name_in_json_lines_and_parquet_is_refused_too(warehouse_path: Pa
     parquet = landing("names.parquet")
     pd.DataFrame([record, record | {"metric": "cpu\x00"}]).to_parquet(parquet, index=False)
 
-    results = files.ingest_files([jsonl, parquet, good_file()], warehouse_path)
+    results = ingest_run.ingest_files([jsonl, parquet, good_file()], warehouse_path)
 
     assert [r.status for r in results] == ["quarantined", "quarantined", "ingested"]
     assert (
@@ -116,7 +118,7 @@ def test_a_label_column_name_with_control_characters_is_refused(warehouse_path: 
     bad.write_text(
         'timestamp,service,metric,value,"ho\x07st"\n2026-11-20T10:00:00Z,api,cpu,1,h1\n', newline=""
     )
-    results = files.ingest_files([bad, good_file()], warehouse_path)
+    results = ingest_run.ingest_files([bad, good_file()], warehouse_path)
     assert_quarantined_beside_good(
         results, "labels.csv, header: label column name 'ho\\x07st' holds a control character", warehouse_path
     )
@@ -125,7 +127,7 @@ def test_a_label_column_name_with_control_characters_is_refused(warehouse_path: 
 def test_huge_bad_values_are_quoted_cut_short(warehouse_path: Path) -> None:
     bad = landing("huge.csv")
     bad.write_text(HEADER + GOOD_ROW + f"2026-11-20T10:00:01Z,api,cpu,{'z' * 100_000}\n")
-    results = files.ingest_files([bad, good_file()], warehouse_path)
+    results = ingest_run.ingest_files([bad, good_file()], warehouse_path)
     assert_quarantined_beside_good(results, "row 2 (line 3), column value: 'zzzz", warehouse_path)
     assert "(100000 characters) is not a number" in results[0].error
 
@@ -137,7 +139,7 @@ def test_plain_and_international_names_still_land(warehouse_path: Path) -> None:
         f'2026-11-20T10:00:0{i}Z,"{n.replace(chr(34), chr(34) * 2)}",cpu,{i}\n' for i, n in enumerate(names)
     )
     path.write_text(HEADER + rows)
-    result = files.ingest_file(path, warehouse_path)
+    result = ingest_run.ingest_file(path, warehouse_path)
     assert result.status == "ingested", result.error
     with warehouse.connect(warehouse_path) as con:
         stored = [r[0] for r in con.execute("SELECT service FROM metric_samples ORDER BY value").fetchall()]
@@ -204,11 +206,11 @@ def test_a_bad_row_past_the_sniffing_sample_quarantines_only_its_file(
     poison.write_bytes(content)
     good = good_file()
 
-    results = files.ingest_files([poison, good], warehouse_path)  # no exception: the batch goes on
+    results = ingest_run.ingest_files([poison, good], warehouse_path)  # no exception: the batch goes on
 
     assert_quarantined_beside_good(results, f"metrics file {name}, {expected}", warehouse_path)
     # out of the landing folder, so neither the sensor nor the next `sreops ingest` retries it
-    assert files.discover() == []
+    assert metric_landing.discover() == []
 
 
 def test_the_cli_lands_the_good_files_of_a_batch_with_a_poison_file(sreops_home: Path, capsys) -> None:
@@ -224,13 +226,13 @@ def test_the_cli_lands_the_good_files_of_a_batch_with_a_poison_file(sreops_home:
     assert "QUARANTINED" in out and "line 30002: has 5 fields where the header has 4" in out
     assert "2 ingested, 0 duplicate, 1 quarantined, 0 vanished" in out
     assert sample_count(sreops_home / "warehouse.duckdb") == 7
-    assert files.discover() == []
+    assert metric_landing.discover() == []
 
 
 def test_a_quoted_field_past_the_sniffing_sample_is_read_as_csv(warehouse_path: Path) -> None:
     path = landing("quoted.csv")
     path.write_text(HEADER + GOOD_ROWS + '2026-11-20T11:00:00Z,"api,eu",cpu,1\n')
-    result = files.ingest_file(path, warehouse_path)
+    result = ingest_run.ingest_file(path, warehouse_path)
     assert result.status == "ingested", result.error
     assert result.rows == 30_001
 
@@ -246,7 +248,7 @@ def test_a_type_the_sample_never_saw_still_lands_when_every_row_is_valid(warehou
         json.dumps({"timestamp": "2026-11-20T12:00:00Z", "service": "api", "metric": "cpu", "value": "2.5"})
     )
     path.write_text("\n".join(rows) + "\n")
-    result = files.ingest_file(path, warehouse_path)
+    result = ingest_run.ingest_file(path, warehouse_path)
     assert result.status == "ingested", result.error
     assert result.rows == 25_001
     assert dt.datetime(2026, 11, 20, 12) in result.hours
@@ -256,7 +258,7 @@ def test_rows_unlike_the_header_are_refused_not_read_as_zero_rows(warehouse_path
     # sniffed, the header would be skipped as a preamble and the file read as empty of rows
     bad = landing("wide.csv")
     bad.write_text(HEADER + "2026-11-20T10:00:00Z,api,cpu,1,extra\n")
-    results = files.ingest_files([bad, good_file()], warehouse_path)
+    results = ingest_run.ingest_files([bad, good_file()], warehouse_path)
     assert_quarantined_beside_good(
         results, "wide.csv, line 2: has 5 fields where the header has 4", warehouse_path
     )
@@ -265,7 +267,7 @@ def test_rows_unlike_the_header_are_refused_not_read_as_zero_rows(warehouse_path
 def test_a_row_starting_with_a_hash_is_a_bad_row_not_a_silent_comment(warehouse_path: Path) -> None:
     bad = landing("hash.csv")
     bad.write_text(HEADER + GOOD_ROW + "#2026-11-20T10:00:01Z,api,cpu,2\n")
-    results = files.ingest_files([bad, good_file()], warehouse_path)
+    results = ingest_run.ingest_files([bad, good_file()], warehouse_path)
     assert_quarantined_beside_good(
         results, "hash.csv, row 2 (line 3), column timestamp: '#2026-11-20T10:00:01Z' is not", warehouse_path
     )
@@ -276,7 +278,7 @@ def test_a_corrupt_gzip_block_is_quarantined_not_silently_short(warehouse_path: 
     payload[len(payload) // 2] ^= 0xFF  # DuckDB does not check the CRC and would read fewer rows
     bad = landing("flipped.csv.gz")
     bad.write_bytes(bytes(payload))
-    results = files.ingest_files([bad, good_file()], warehouse_path)
+    results = ingest_run.ingest_files([bad, good_file()], warehouse_path)
     assert_quarantined_beside_good(results, "flipped.csv.gz: is not a complete gzip stream", warehouse_path)
 
 
@@ -300,7 +302,7 @@ def test_a_timestamp_outside_the_plausible_window_quarantines_the_file_naming_th
     bad = landing("when.csv")
     bad.write_text(HEADER + GOOD_ROW + f"{stamp},api,cpu,2\n")
 
-    results = files.ingest_files([bad, good_file()], warehouse_path)
+    results = ingest_run.ingest_files([bad, good_file()], warehouse_path)
 
     assert_quarantined_beside_good(
         results,
@@ -315,13 +317,13 @@ def test_a_timestamp_outside_the_plausible_window_quarantines_the_file_naming_th
 def test_the_window_edges_and_a_caller_supplied_clock_bound(warehouse_path: Path) -> None:
     edge = landing("edge.csv")
     edge.write_text(HEADER + "1970-01-01T00:00:00Z,api,cpu,1\n2099-12-31T23:59:59Z,api,cpu,2\n")
-    assert files.ingest_file(edge, warehouse_path).status == "ingested"
+    assert ingest_run.ingest_file(edge, warehouse_path).status == "ingested"
 
     now = dt.datetime(2026, 11, 20, 12)  # injected, never the test machine's clock
-    window = (files.PLAUSIBLE[0], now + dt.timedelta(days=1))
+    window = (formats.PLAUSIBLE[0], now + dt.timedelta(days=1))
     ahead = landing("ahead.csv")
     ahead.write_text(HEADER + "2026-11-21T11:59:59Z,api,cpu,1\n2026-11-21T12:00:00Z,api,cpu,2\n")
-    result = files.ingest_file(ahead, warehouse_path, window=window)
+    result = ingest_run.ingest_file(ahead, warehouse_path, window=window)
     assert result.status == "quarantined"
     assert (
         "row 2 (line 3), column timestamp: '2026-11-21T12:00:00Z' is outside the plausible window 1970-01-01 to 2026-11-21"
@@ -334,7 +336,7 @@ def test_the_window_edges_and_a_caller_supplied_clock_bound(warehouse_path: Path
 
 def test_a_file_gone_before_it_is_read_is_skipped_without_a_record(warehouse_path: Path) -> None:
     gone = landing("gone.csv")  # listed, then moved away by another ingest
-    results = files.ingest_files([gone, good_file()], warehouse_path)
+    results = ingest_run.ingest_files([gone, good_file()], warehouse_path)
     assert [r.status for r in results] == ["vanished", "ingested"]
     with warehouse.connect(warehouse_path) as con:
         assert (
@@ -345,22 +347,22 @@ def test_a_file_gone_before_it_is_read_is_skipped_without_a_record(warehouse_pat
 def test_a_file_taken_while_waiting_for_the_warehouse_is_skipped(warehouse_path: Path, monkeypatch) -> None:
     path = good_file("raced.csv")
     elsewhere = paths.home() / "other-ingest-took-it.csv"
-    real_hash = files.sha256_of
+    real_hash = metric_landing.sha256_of
 
     def hash_then_lose_the_race(p: Path) -> str:
         digest = real_hash(p)
         p.rename(elsewhere)  # the other ingest archives it while this one waits for the lock
         return digest
 
-    monkeypatch.setattr(files, "sha256_of", hash_then_lose_the_race)
-    result = files.ingest_file(path, warehouse_path)
+    monkeypatch.setattr(metric_landing, "sha256_of", hash_then_lose_the_race)
+    result = ingest_run.ingest_file(path, warehouse_path)
     assert result.status == "vanished" and result.moved_to is None
     assert sample_count(warehouse_path) == 0 and elsewhere.exists()
 
 
 def test_discover_skips_a_file_taken_between_listing_and_stat(sreops_home: Path, monkeypatch) -> None:
     taken, kept = good_file("taken.csv"), good_file("kept.csv")
-    real = files.is_candidate
+    real = metric_landing.is_candidate
 
     def listed_then_taken(p: Path) -> bool:
         answer = real(p)
@@ -368,8 +370,8 @@ def test_discover_skips_a_file_taken_between_listing_and_stat(sreops_home: Path,
             p.unlink()
         return answer
 
-    monkeypatch.setattr(files, "is_candidate", listed_then_taken)
-    assert files.discover() == [kept]
+    monkeypatch.setattr(metric_landing, "is_candidate", listed_then_taken)
+    assert metric_landing.discover() == [kept]
     assert not taken.exists()
 
 
@@ -406,4 +408,4 @@ def test_two_concurrent_move_ingests_of_one_folder_land_every_file_exactly_once(
     assert sample_count(warehouse_path) == count * 5
     archived = [p.name for p in paths.archive_metrics().rglob("*.csv")]
     assert sorted(archived) == sorted(f"f{i:03d}.csv" for i in range(count))  # each exactly once
-    assert files.discover() == []
+    assert metric_landing.discover() == []

@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from sreops import features, paths, warehouse
-from sreops.ingest import files
+from sreops.ingest import landing as metric_landing
+from sreops.ingest import run as ingest_run
 
 REPO = Path(__file__).resolve().parents[3]  # the tree under test, also for the subprocesses
 HEADER = "timestamp,service,metric,value\n"
@@ -120,7 +121,7 @@ def test_killed_ingests_and_feature_builds_rerun_to_exact_counts(warehouse_path:
     assert warehouse.table_count("metric_sample_values", warehouse_path) == samples
     assert orphans == 0 and marked == distinct  # rows, record and hour marks committed together
     assert {Path(p).name for p in refused} == {"bad-value.csv", "bad-year.csv"}
-    assert files.discover() == []  # nothing left behind to retry
+    assert metric_landing.discover() == []  # nothing left behind to retry
     quarantined = {
         p.name for p in paths.quarantine_metrics().glob("*.csv") if Path(f"{p}.reason.txt").exists()
     }
@@ -156,13 +157,13 @@ def test_sigkill_inside_an_ingest_transaction_leaves_no_trace(warehouse_path: Pa
     path.write_text(HEADER + "".join(f"2026-11-20T10:00:{s:02d}Z,api,cpu,{s}\n" for s in range(50)))
     script = (
         "import os, signal, sys\n"
-        "from sreops.ingest import files\n"
-        "real = files._insert\n"
+        "from sreops.ingest import run, store\n"
+        "real = store.insert_file_rows\n"
         "def insert_then_die(*args, **kwargs):\n"
         "    real(*args, **kwargs)\n"
         "    os.kill(os.getpid(), signal.SIGKILL)\n"
-        "files._insert = insert_then_die\n"
-        "files.ingest_file(sys.argv[1], sys.argv[2])\n"
+        "store.insert_file_rows = insert_then_die\n"
+        "run.ingest_file(sys.argv[1], sys.argv[2])\n"
     )
     proc = subprocess.run(
         [sys.executable, "-c", script, str(path), str(warehouse_path)], env=environment(), timeout=120
@@ -172,7 +173,7 @@ def test_sigkill_inside_an_ingest_transaction_leaves_no_trace(warehouse_path: Pa
     assert warehouse.table_count("ingested_files", warehouse_path) == 0
     assert path.exists()  # still in landing: the next run takes it
 
-    result = files.ingest_file(path, warehouse_path)
+    result = ingest_run.ingest_file(path, warehouse_path)
     assert result.status == "ingested" and result.rows == 50
     assert warehouse.table_count("metric_sample_values", warehouse_path) == 50
 
@@ -184,12 +185,12 @@ def test_sigkill_before_a_feature_build_commits_leaves_the_hour_as_it_was(wareho
     folder.mkdir(parents=True, exist_ok=True)
     first = folder / "first.csv"
     first.write_text(HEADER + "".join(f"2026-11-20T10:{m:02d}:00Z,api,cpu,{m}\n" for m in range(30)))
-    files.ingest_file(first, warehouse_path)
+    ingest_run.ingest_file(first, warehouse_path)
     features.build_hour(warehouse_path, hour)
     before = features.read_hour(warehouse_path, hour)
     later = folder / "later.csv"
     later.write_text(HEADER + "".join(f"2026-11-20T10:{m:02d}:30Z,db,p95,{m}\n" for m in range(60)))
-    files.ingest_file(later, warehouse_path)
+    ingest_run.ingest_file(later, warehouse_path)
     script = (
         "import contextlib, datetime, os, signal, sys\n"
         "from sreops import features, warehouse\n"

@@ -32,7 +32,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sreops import names, paths, warehouse
-from sreops.ingest import files
+from sreops.ingest import run as ingest_run
 
 COLUMNS = ("timestamp", "service", "metric", "value")
 FORMATS = ("csv", "tsv", "csv.gz", "tsv.gz", "jsonl", "jsonl.gz", "parquet")
@@ -353,7 +353,9 @@ def ingest_and_check(
         targets.append(path)
 
     try:
-        check_batch(batch, files.ingest_files(targets, warehouse_path, move=True), warehouse_path, landed)
+        check_batch(
+            batch, ingest_run.ingest_files(targets, warehouse_path, move=True), warehouse_path, landed
+        )
     except BaseException:
         landed.resync(warehouse_path)  # so the examples Hypothesis replays to shrink start true
         raise
@@ -361,7 +363,7 @@ def ingest_and_check(
 
 
 def check_batch(
-    batch: tuple[Generated, ...], results: list[files.FileResult], warehouse_path: Path, landed: Landed
+    batch: tuple[Generated, ...], results: list[ingest_run.FileResult], warehouse_path: Path, landed: Landed
 ) -> None:
     expected_values: dict[int, list[float]] = {}
     for generated, result in zip(batch, results, strict=True):

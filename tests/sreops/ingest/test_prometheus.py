@@ -12,7 +12,8 @@ import pytest
 from sensors.prometheus import scrape_window
 from sreops import warehouse
 from sreops.config import PrometheusConfig, PrometheusQuery
-from sreops.ingest import files, prometheus
+from sreops.ingest import prometheus
+from sreops.ingest import run as ingest_run
 
 START = dt.datetime(2026, 11, 20, 10, 0, tzinfo=dt.UTC)
 
@@ -76,7 +77,7 @@ def test_scrape_lands_samples_that_ingest_with_labels(
     # 0, 15, 30, 45 s (60 s is the next window's), one of them NaN, for two services
     assert result.samples == 6 and result.skipped_non_finite == 2
     assert FakePrometheus.queries == ["rate(http_requests_total[1m])"]
-    assert files.ingest_file(result.path, warehouse_path).status == "ingested"
+    assert ingest_run.ingest_file(result.path, warehouse_path).status == "ingested"
     with warehouse.connect(warehouse_path) as con:
         rows = con.execute(
             "SELECT service, metric, ts, labels FROM metric_samples ORDER BY service, ts"

@@ -1,0 +1,140 @@
+"""Benchmarks of ingestion (against DuckDB's own bare load of the same file) and of minute features."""
+
+from __future__ import annotations
+
+import datetime as dt
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import duckdb
+
+INGEST_SAMPLES = 5_000_000
+FEATURE_SERIES = 10_000
+STEP_SECONDS = 10
+
+_GENERATE = """
+SELECT TIMESTAMP '2026-11-20 00:00:00' + to_seconds((i // 1000) * 10) AS timestamp,
+       'svc-' || (i % 1000 // 10) AS service,
+       'metric_' || (i % 10) AS metric,
+       round(random() * 100, 3) AS value
+FROM range($n) AS r(i)
+"""
+
+_INGEST_CHILD = """
+import resource, sys, time
+from sreops.ingest.run import ingest_file
+started = time.perf_counter()
+result = ingest_file(sys.argv[1], sys.argv[2], move=False, source="bench")
+elapsed = time.perf_counter() - started
+assert result.status == "ingested", result.error
+print(elapsed, result.rows, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+"""
+
+
+def _write_inputs(folder: Path, samples: int) -> dict[str, Path]:
+    con = duckdb.connect()
+    targets = {"csv": folder / "samples.csv", "parquet": folder / "samples.parquet"}
+    con.execute(f"COPY ({_GENERATE}) TO '{targets['csv']}' (HEADER)", {"n": samples})
+    con.execute(f"COPY ({_GENERATE}) TO '{targets['parquet']}' (FORMAT parquet)", {"n": samples})
+    con.close()
+    return targets
+
+
+def _bare_load_seconds(path: Path, folder: Path, fmt: str) -> float:
+    target = folder / f"bare-{fmt}.duckdb"
+    target.unlink(missing_ok=True)
+    con = duckdb.connect(str(target))
+    reader = "read_csv" if fmt == "csv" else "read_parquet"
+    started = time.perf_counter()
+    con.execute(f"CREATE TABLE samples AS SELECT * FROM {reader}(?)", [str(path)])
+    elapsed = time.perf_counter() - started
+    con.close()
+    return elapsed
+
+
+def bench_ingest(samples: int = INGEST_SAMPLES) -> list[dict]:
+    """Rows/s of `sreops ingest` beside DuckDB's bare load of the same file, and peak memory."""
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="sreops-bench-") as tmp:
+        folder = Path(tmp)
+        inputs = _write_inputs(folder, samples)
+        for fmt, path in inputs.items():
+            bare = min(_bare_load_seconds(path, folder, fmt) for _ in range(2))
+            ours = []
+            for attempt in range(2):
+                warehouse_file = folder / f"wh-{fmt}-{attempt}.duckdb"
+                out = subprocess.run(
+                    [sys.executable, "-c", _INGEST_CHILD, str(path), str(warehouse_file)],
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                ).stdout.split()
+                ours.append((float(out[0]), int(out[1]), int(out[2])))
+            seconds, count, peak_mib = min(ours)
+            size_mib = path.stat().st_size / 2**20
+            rows += [
+                {
+                    "name": f"{fmt} ingest ({count:,} samples, {size_mib:.0f} MiB)",
+                    "value": count / seconds,
+                    "unit": "rows/s",
+                    "note": f"{seconds:.2f} s incl. hashing, validation, hour marks",
+                },
+                {
+                    "name": f"{fmt} bare DuckDB load",
+                    "value": count / bare,
+                    "unit": "rows/s",
+                    "note": f"{bare:.2f} s, CREATE TABLE AS SELECT * FROM read_{'csv' if fmt == 'csv' else 'parquet'}",
+                },
+                {
+                    "name": f"{fmt} ingest / bare speed",
+                    "value": bare / seconds,
+                    "unit": "ratio",
+                    "note": "target >= 0.70",
+                },
+                {
+                    "name": f"{fmt} ingest peak memory",
+                    "value": peak_mib,
+                    "unit": "MiB",
+                    "note": f"whole process; file is {size_mib:.0f} MiB",
+                },
+            ]
+    return rows
+
+
+def bench_features(series: int = FEATURE_SERIES) -> list[dict]:
+    """Seconds to build one hour of minute features for `series` series at 10 s resolution."""
+    from sreops import features, warehouse
+    from sreops.ingest import store
+
+    per_hour = series * 3600 // STEP_SECONDS
+    with tempfile.TemporaryDirectory(prefix="sreops-bench-") as tmp:
+        path = Path(tmp) / "warehouse.duckdb"
+        warehouse.migrate(path)
+        with warehouse.connect(path) as con:
+            # two hours: the hour before gives the lookback for the first minute's delta
+            samples = con.sql(
+                "SELECT TIMESTAMP '2026-11-20 09:00:00' + to_seconds(s * $step) AS ts,"
+                " 'svc-' || (i // 6) AS service, 'metric_' || (i % 6) AS metric, random() AS value,"
+                " 1 AS file_id FROM range($series) a(i), range(7200 // $step) b(s)",
+                params={"series": series, "step": STEP_SECONDS},
+            ).to_arrow_table()
+            store.insert_samples(con, samples)
+            del samples
+        timings = []
+        for _ in range(3):
+            started = time.perf_counter()
+            build = features.build_hour(path, dt.datetime(2026, 11, 20, 10))
+            timings.append(time.perf_counter() - started)
+    assert build.samples == per_hour
+    return [
+        {
+            "name": f"features, one hour of {series:,} series ({per_hour:,} samples)",
+            "value": min(timings),
+            "unit": "s",
+            "note": f"best of 3 (all: {', '.join(f'{t:.2f}' for t in timings)}); target <= 5 s",
+        },
+        {"name": "features throughput", "value": per_hour / min(timings), "unit": "samples/s", "note": ""},
+    ]

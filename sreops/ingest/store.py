@@ -1,0 +1,133 @@
+"""The tables of metric ingestion: `metric_samples_core`, `metric_samples_extra`, `ingested_files`.
+
+Functions take a connection; the caller (`sreops.ingest.run`) holds the transaction. A file's
+rows go to the lean `metric_samples_core` when it has only the four required columns, to
+`metric_samples_extra` (with a JSON `labels` column) when it has more; `metric_sample_values`
+is the view over both.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import duckdb
+import pandas as pd
+
+from sreops.ingest.diagnosis import RowProblem
+from sreops.ingest.formats import PLAIN_NAME, MalformedFileError, file_label, select_sql, unsafe_name
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+SAMPLE_COLUMNS = ("ts", "service", "metric", "value", "file_id")
+
+
+def next_file_id(con: duckdb.DuckDBPyConnection) -> int:
+    """A new `ingested_files.file_id` (also the samples' `file_id`)."""
+    return con.execute("SELECT nextval('ingested_files_seq')").fetchone()[0]
+
+
+def ingested_with_hash(con: duckdb.DuckDBPyConnection, digest: str) -> int | None:
+    """The file_id of an ingested file with this content hash, if any."""
+    seen = con.execute(
+        "SELECT file_id FROM ingested_files WHERE sha256 = ? AND status = 'ingested' LIMIT 1",
+        [digest],
+    ).fetchone()
+    return seen[0] if seen else None
+
+
+def _has_unsafe_names(con: duckdb.DuckDBPyConnection, table: str, file_id: int) -> bool:
+    """Whether any service or metric the file brought fails `check_name` (distinct names only)."""
+    for column in ("service", "metric"):
+        suspects = con.execute(
+            f"SELECT DISTINCT {column} FROM metric_samples_{table}"
+            f" WHERE file_id = ? AND NOT regexp_full_match({column}, '{PLAIN_NAME}')",
+            [file_id],
+        ).fetchall()
+        if any(unsafe_name(name) for (name,) in suspects):
+            return True
+    return False
+
+
+def insert_file_rows(
+    con: duckdb.DuckDBPyConnection,
+    path: Path,
+    columns: dict[str, str],
+    resolved: dict[str, str],
+    fmt: str,
+    file_id: int,
+    window: tuple[dt.datetime, dt.datetime],
+    text: bool,
+) -> tuple[str, list[tuple]]:
+    """Insert the file's rows (inside the caller's transaction); the table and rows per hour.
+
+    Raises duckdb.Error when a row cannot be converted, `RowProblem` for a row the checks
+    refuse (an unsafe name, a timestamp outside `window`), MalformedFileError for no rows.
+    """
+    insert, reader, table = select_sql(columns, resolved, fmt, text=text)
+    con.execute(f"INSERT INTO {insert} FROM {reader}", {"path": str(path), "file_id": file_id})
+    if _has_unsafe_names(con, table, file_id):
+        raise RowProblem("a service or metric name is refused (see sreops.names.check_name)")
+    per_hour = con.execute(
+        f"SELECT date_trunc('hour', ts) AS hour, count(*), min(ts), max(ts) FROM metric_samples_{table}"
+        " WHERE file_id = ? GROUP BY hour ORDER BY hour",
+        [file_id],
+    ).fetchall()
+    if not per_hour:
+        raise MalformedFileError(f"metrics file {file_label(path)}: has a header but no rows")
+    if per_hour[0][2] < window[0] or per_hour[-1][3] >= window[1]:
+        raise RowProblem(
+            f"a timestamp is outside the plausible window {window[0]:%Y-%m-%d} to {window[1]:%Y-%m-%d} (UTC)"
+        )
+    return table, per_hour
+
+
+def record_rejection(
+    con: duckdb.DuckDBPyConnection, path: Path, digest: str, status: str, error: str | None
+) -> int:
+    """Record a file that brought no rows (`duplicate` or `quarantined`, with why); its file_id."""
+    file_id = next_file_id(con)
+    try:
+        size = path.stat().st_size
+    except OSError:
+        size = 0
+    con.execute(
+        "INSERT INTO ingested_files (file_id, path, sha256, size_bytes, rows, status, error, ingested_at)"
+        " VALUES (?, ?, ?, ?, 0, ?, ?, now()::TIMESTAMP)",
+        [file_id, str(path), digest, size, status, error],
+    )
+    return file_id
+
+
+def record_ingested(
+    con: duckdb.DuckDBPyConnection,
+    file_id: int,
+    path: Path,
+    digest: str,
+    size_bytes: int,
+    rows: int,
+    span: tuple[dt.datetime, dt.datetime],
+    source: str,
+) -> None:
+    """Record a file whose `rows` samples, from `span` (first, last), were inserted under `file_id`."""
+    con.execute(
+        "INSERT INTO ingested_files (file_id, path, sha256, size_bytes, rows, status, error, ingested_at,"
+        " min_ts, max_ts, source) VALUES (?, ?, ?, ?, ?, 'ingested', NULL, now()::TIMESTAMP, ?, ?, ?)",
+        [file_id, str(path), digest, size_bytes, rows, span[0], span[1], source],
+    )
+
+
+def insert_samples(con: duckdb.DuckDBPyConnection, frame: pd.DataFrame | pa.Table) -> int:
+    """Insert samples without labels (columns `ts, service, metric, value, file_id`); rows added.
+
+    For generators and benchmarks that make samples themselves; files land through `run`.
+    """
+    con.register("new_samples", frame)
+    try:
+        columns = ", ".join(SAMPLE_COLUMNS)
+        con.execute(f"INSERT INTO metric_samples_core ({columns}) SELECT {columns} FROM new_samples")
+    finally:
+        con.unregister("new_samples")
+    return len(frame)
