@@ -17,6 +17,7 @@ from sreops import config, warehouse
 from sreops.alerting.slack import SlackFailure, SlackPoster, make_client
 from sreops.integrity import WarehouseUnusableError
 from sreops.migrations.runner import MigrationError
+from sreops.timeutil import utc_now
 
 OK, WARN, FAIL = "ok", "warn", "FAIL"
 REQUIRED_SCOPES = {"chat:write", "files:write", "channels:read"}
@@ -59,7 +60,7 @@ def check_warehouse(path: str | None) -> list[Check]:
         checks_read = ", created now"
     migrated = f", applied {len(applied)} migration(s) now" if applied and existed else ""
     checks = [Check(OK, "warehouse", f"{target} (schema version {version}{migrated}{checks_read})")]
-    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    now = utc_now()
     if pending:
         age = (now - oldest).total_seconds() / 60 if oldest else 0
         status = WARN if age > 5 else OK

@@ -18,6 +18,7 @@ from sreops import paths, warehouse
 from sreops.alerting import outbox
 from sreops.alerting.model import fetch_alerts, table_exists
 from sreops.config import Config
+from sreops.timeutil import from_epoch
 
 LIVE_WINDOW = dt.timedelta(hours=24)  # data older than this is history being loaded, not a live source
 CADENCE_FACTOR = 10  # silent for this many usual intervals before it counts as stopped
@@ -102,7 +103,7 @@ def _newest_file(folder: Path) -> dt.datetime | None:
         for name in files:
             mtime = os.stat(os.path.join(root, name)).st_mtime
             newest = mtime if newest is None or mtime > newest else newest
-    return dt.datetime.fromtimestamp(newest, dt.UTC).replace(tzinfo=None) if newest is not None else None
+    return from_epoch(newest) if newest is not None else None
 
 
 def stale_models(models_dir: Path, now: dt.datetime, max_age_hours: float) -> list[Finding]:

@@ -37,6 +37,7 @@ from sreops import warehouse
 from sreops.alerting import blocks
 from sreops.alerting.feedback import labels, spool
 from sreops.config.environment import SlackSettings
+from sreops.timeutil import from_epoch, utc_now
 
 log = logging.getLogger(__name__)
 
@@ -168,7 +169,7 @@ def handle(
         return 400, "expected a form field 'payload' holding a JSON object"
     if not isinstance(payload, dict):
         return 400, "expected a form field 'payload' holding a JSON object"
-    at = dt.datetime.fromtimestamp(now if now is not None else time.time(), dt.UTC).replace(tzinfo=None)
+    at = from_epoch(now if now is not None else time.time())
     try:
         for press in presses(payload):
             spool.spool(press.spool_entry(at), spool_path)
@@ -359,7 +360,7 @@ class InteractivityServer:
         while not self._stop.is_set():
             self._wake.wait(self.drain_every_s * 30)
             self._wake.clear()
-            now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+            now = utc_now()
             try:
                 spool.drain_spool(self.warehouse_path, now, patience_s=10.0)
             except (warehouse.WarehouseLockedError, OSError) as exc:

@@ -10,6 +10,8 @@ from typing import Any
 
 import duckdb
 
+from sreops.timeutil import naive_utc
+
 SEVERITY_EMOJI = {
     "info": ":information_source:",
     "warning": ":warning:",
@@ -117,9 +119,7 @@ def parse_time(value: Any) -> dt.datetime | None:
         moment = value
     else:
         moment = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(dt.UTC).replace(tzinfo=None)
-    return moment
+    return naive_utc(moment)
 
 
 def parse_details(text: str | None) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from sreops.alerting.feedback.labels import Pattern, matching_pattern, pattern_r
 from sreops.alerting.model import NOTICE_KINDS, Alert
 from sreops.config import Config
 from sreops.severity import severity_rank
+from sreops.timeutil import naive_utc
 
 BELOW_MIN_SEVERITY = "below_min_severity"
 SUPPRESSED = "suppressed"
@@ -27,7 +28,7 @@ class Decision:
 
 
 def _utc(moment: dt.datetime) -> dt.datetime:
-    return moment.astimezone(dt.UTC).replace(tzinfo=None) if moment.tzinfo else moment
+    return naive_utc(moment)
 
 
 @dataclass

@@ -42,10 +42,6 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
-def naive_utc(value: dt.datetime) -> dt.datetime:
-    return value.astimezone(dt.UTC).replace(tzinfo=None) if value.tzinfo is not None else value
-
-
 def in_date_range(value: dt.datetime) -> dt.datetime:
     # Compared as written (a zone moves it by hours, not years), so no conversion can overflow.
     if not EARLIEST <= value.replace(tzinfo=None) < LATEST:

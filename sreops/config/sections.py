@@ -24,11 +24,11 @@ from sreops.config.bounds import (
     MINUTES_PER_YEAR,
     Section,
     Timestamp,
-    naive_utc,
     partition_day,
 )
 from sreops.config.patterns import check_log_pattern
 from sreops.severity import Severity
+from sreops.timeutil import naive_utc
 
 
 class PartitionsConfig(Section):

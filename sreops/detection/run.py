@@ -332,7 +332,7 @@ def update_incidents(
     scores (at most `SCAN_LIMIT` after the hour), so an incident spanning hours is one incident,
     found with the same first minute and state by every run, in any order of hours.
     """
-    now = now or dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    now = now or utc_now()
     # scores after the hour count too: a re-run of an old hour (a backfill) must not forget that
     # its incidents resolved later
     scan_end = hour_end + SCAN_LIMIT

@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from sreops.logs.patterns import InvalidPattern, PatternTooSlow, TimedPattern, compile_timed
+from sreops.timeutil import utc_now
 
 MAX_MESSAGE_CHARS = 64_000
 DETECT_LINES = 50
@@ -132,7 +133,7 @@ def parse_timestamp(text: object, now: dt.datetime | None = None) -> dt.datetime
     """A naive UTC datetime from ISO 8601, common log formats or epoch seconds/ms; None if unreadable."""
     if text is None or text == "":
         return None
-    now = now or dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    now = now or utc_now()
     if isinstance(text, (int, float)) and not isinstance(text, bool):
         try:
             value = float(text)
@@ -273,7 +274,7 @@ def split_records(
 def records_of(texts: Iterable[str], *, jsonl: bool = False, now: dt.datetime | None = None) -> list[Record]:
     """Records of in-memory lines (the format detected from them), e.g. for previews and tests."""
     lines = list(texts)
-    now = now or dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    now = now or utc_now()
     fmt = None if jsonl else detect_format(lines)
     return split_records([(i + 1, 0, t) for i, t in enumerate(lines)], fmt, jsonl=jsonl, now=now)
 

@@ -38,6 +38,7 @@ from sreops.logs.batch import ALERT_KIND, ClusterRun, cluster_service, clusterin
 from sreops.logs.embedding import Embedder
 from sreops.logs.slots import embedding_text
 from sreops.logs.store import CountsBuild
+from sreops.timeutil import utc_now
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +73,7 @@ def ingest(
     (both default to the present).
     """
     root = root or paths.landing_logs()
-    now = now or dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    now = now or utc_now()
     clock = time.time() if clock is None else clock
     if not root.is_dir():
         return LogIngestResult()
@@ -117,7 +118,7 @@ def cluster_pending(
     """
     from sreops.logs.embedding import CachedEmbedder
 
-    now = now or dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    now = now or utc_now()
     settings = clustering_config(cfg)
     model = embedder if embedder is not None else default_embedder(cfg)
     with warehouse.connect(warehouse_path) as con:

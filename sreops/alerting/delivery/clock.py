@@ -6,6 +6,8 @@ import datetime as dt
 import time
 from typing import Protocol
 
+from sreops.timeutil import utc_now
+
 
 class Clock(Protocol):
     """Time as delivery sees it (a fake one in tests)."""
@@ -21,7 +23,7 @@ class SystemClock:
     """The real clock."""
 
     def now(self) -> dt.datetime:
-        return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+        return utc_now()
 
     def monotonic(self) -> float:
         return time.monotonic()
