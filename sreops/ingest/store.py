@@ -9,6 +9,7 @@ is the view over both.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -38,15 +39,19 @@ def ingested_with_hash(con: duckdb.DuckDBPyConnection, digest: str) -> int | Non
     return seen[0] if seen else None
 
 
+_PLAIN = re.compile(PLAIN_NAME)
+
+
 def _has_unsafe_names(con: duckdb.DuckDBPyConnection, table: str, file_id: int) -> bool:
     """Whether any service or metric the file brought fails `check_name` (distinct names only)."""
     for column in ("service", "metric"):
-        suspects = con.execute(
-            f"SELECT DISTINCT {column} FROM metric_samples_{table}"
-            f" WHERE file_id = ? AND NOT regexp_full_match({column}, '{PLAIN_NAME}')",
-            [file_id],
+        # Distinct names first, checked here: a regex in the query would run once per row.
+        names = con.execute(
+            f"SELECT DISTINCT {column} FROM metric_samples_{table} WHERE file_id = ?", [file_id]
         ).fetchall()
-        if any(unsafe_name(name) for (name,) in suspects):
+        if any(
+            name is not None and _PLAIN.fullmatch(name) is None and unsafe_name(name) for (name,) in names
+        ):
             return True
     return False
 
