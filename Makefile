@@ -29,7 +29,9 @@ demo: install $(DAGSTER_HOME)/dagster.yaml
 	@if [ ! -f "$(SREOPS_HOME)/demo/incidents.json" ]; then $(BIN)/sreops demo; \
 	  else echo "demo data already in $(SREOPS_HOME) (make demo-reset to start over)"; fi
 	@echo "Dagster UI: http://127.0.0.1:3000 (sensors ingest the demo files within seconds)"
-	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+	@# the demo's config (partitions from its first day) unless SREOPS_CONFIG names another
+	SREOPS_CONFIG="$${SREOPS_CONFIG:-$$(test -f $(SREOPS_HOME)/demo/sreops.yaml && echo $(SREOPS_HOME)/demo/sreops.yaml)}" \
+	  $(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
 demo-reset:
 	rm -rf $(SREOPS_HOME)

@@ -22,6 +22,8 @@ from sreops.timeutil import from_epoch
 
 LIVE_WINDOW = dt.timedelta(hours=24)  # data older than this is history being loaded, not a live source
 CADENCE_FACTOR = 10  # silent for this many usual intervals before it counts as stopped
+FRESH_LAG = dt.timedelta(hours=1)  # data that arrived within this of its timestamps was sent live
+MIN_LIVE_SPREAD = dt.timedelta(minutes=5)  # fresh arrivals this far apart make a stream, not one load
 MAX_FILES_SCANNED = 10_000
 SOURCE_PREFIX = "source_stale:"
 MODEL_PREFIX = "model_stale:"
@@ -51,8 +53,44 @@ def _cadence(seconds: float) -> str:
     return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min"
 
 
+def live_sources(con: duckdb.DuckDBPyConnection, now: dt.datetime) -> set[tuple[str, str]]:
+    """(service, source) pairs whose data has been arriving as it happens, not loaded in one go.
+
+    A source is live when fresh data (arriving within `FRESH_LAG` of its own timestamps) came in
+    at least two arrivals `MIN_LIVE_SPREAD` apart. One-shot loads (the demo's files, a historical
+    file a person drops in) are history, however recent their timestamps: they never go stale.
+    Samples inserted without a file (no arrival recorded) count as live.
+    """
+    window = [now - LIVE_WINDOW, now]
+    arrivals = con.execute(
+        "WITH per_file AS (SELECT service, source, file_id, max(ts) AS last FROM metric_samples"
+        " WHERE ts > ? AND ts <= ? GROUP BY service, source, file_id)"
+        " SELECT p.service, p.source, bool_or(p.file_id IS NULL OR f.file_id IS NULL),"
+        " min(f.ingested_at) FILTER (WHERE f.ingested_at <= p.last + ?),"
+        " max(f.ingested_at) FILTER (WHERE f.ingested_at <= p.last + ?),"
+        " count(DISTINCT f.ingested_at) FILTER (WHERE f.ingested_at <= p.last + ?)"
+        " FROM per_file AS p LEFT JOIN ingested_files AS f ON f.file_id = p.file_id"
+        " GROUP BY p.service, p.source",
+        [*window, FRESH_LAG, FRESH_LAG, FRESH_LAG],
+    ).fetchall()
+    if table_exists(con, "log_lines"):
+        arrivals += con.execute(
+            "WITH per_batch AS (SELECT service, ingested_at, max(ts) AS last FROM log_lines"
+            " WHERE ts > ? AND ts <= ? GROUP BY service, ingested_at)"
+            " SELECT service, 'logs', false, min(ingested_at) FILTER (WHERE ingested_at <= last + ?),"
+            " max(ingested_at) FILTER (WHERE ingested_at <= last + ?),"
+            " count(*) FILTER (WHERE ingested_at <= last + ?) FROM per_batch GROUP BY service",
+            [*window, FRESH_LAG, FRESH_LAG, FRESH_LAG],
+        ).fetchall()
+    return {
+        (service, source)
+        for service, source, unknown, first, last, count in arrivals
+        if unknown or (count >= 2 and last - first >= MIN_LIVE_SPREAD)
+    }
+
+
 def stale_sources(con: duckdb.DuckDBPyConnection, now: dt.datetime, stale_minutes: int) -> list[Finding]:
-    """Live series (data in the last 24 h) silent for `stale_minutes` and 10 of their usual intervals."""
+    """Live series (data in the last 24 h, arriving as it happens) silent for `stale_minutes` and 10 usual intervals."""
     queries = [
         (
             "metric_samples",
@@ -68,9 +106,12 @@ def stale_sources(con: duckdb.DuckDBPyConnection, now: dt.datetime, stale_minute
                 " WHERE ts > ? AND ts <= ? GROUP BY service",
             )
         )
+    live = live_sources(con, now)
     findings = []
     for table, sql in queries:
         for service, source, last, first, distinct in con.execute(sql, [now - LIVE_WINDOW, now]).fetchall():
+            if (service, source) not in live:
+                continue
             usual = (last - first).total_seconds() / (distinct - 1) if distinct > 1 else 60.0
             limit = max(dt.timedelta(minutes=stale_minutes), dt.timedelta(seconds=CADENCE_FACTOR * usual))
             silent = now - last

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -100,3 +101,59 @@ def test_failed_run_opens_one_alert_per_job_and_success_resolves_it(warehouse_pa
     assert alert.details["run_id"] == "run-2" and alert.revision == 2
     assert health.record_run_success(warehouse_path, "build_features", "run-3", NOW + dt.timedelta(minutes=9))
     assert firing(warehouse_path) == {}
+
+
+def landed_file(folder, name: str, service: str, start: dt.datetime, end: dt.datetime) -> Path:
+    ts = pd.date_range(start, end, freq="30s", inclusive="left")
+    path = folder / name
+    pd.DataFrame({"timestamp": ts, "service": service, "metric": "cpu", "value": 1.0}).to_csv(
+        path, index=False
+    )
+    return path
+
+
+def arrived(path, file_id: int, at: dt.datetime) -> None:
+    """Pretend a file was ingested at `at` (arrival time is wall clock; tests cannot wait for it)."""
+    with warehouse.transaction(path) as con:
+        con.execute("UPDATE ingested_files SET ingested_at = ? WHERE file_id = ?", [at, file_id])
+
+
+def test_one_shot_loads_never_go_stale_but_a_stream_that_stops_does(warehouse_path, tmp_path) -> None:
+    from sreops.ingest import run
+
+    cfg = config.Config()
+    # the demo: a day of files up to now, landed in one go; a historical file dropped later
+    demo = [
+        landed_file(
+            tmp_path,
+            f"demo-{i}.csv",
+            "demo",
+            NOW - dt.timedelta(hours=24 - 6 * i),
+            NOW - dt.timedelta(hours=18 - 6 * i),
+        )
+        for i in range(4)
+    ]
+    history = landed_file(
+        tmp_path, "old.csv", "hist", NOW - dt.timedelta(hours=20), NOW - dt.timedelta(hours=19)
+    )
+    # a stream: files that arrived as their data happened, then nothing for 40 minutes
+    stream = [
+        landed_file(
+            tmp_path,
+            f"live-{i}.csv",
+            "live",
+            NOW - dt.timedelta(minutes=100 - 10 * i),
+            NOW - dt.timedelta(minutes=90 - 10 * i),
+        )
+        for i in range(6)
+    ]
+    results = run.ingest_files([*demo, history, *stream], warehouse_path, move=False)
+    assert all(r.status == "ingested" for r in results), [r.error for r in results]
+    for r in results[:4]:
+        arrived(warehouse_path, r.file_id, NOW - dt.timedelta(minutes=1))
+    arrived(warehouse_path, results[4].file_id, NOW - dt.timedelta(minutes=30))
+    for i, r in enumerate(results[5:]):
+        arrived(warehouse_path, r.file_id, NOW - dt.timedelta(minutes=89 - 10 * i))
+    later = NOW + dt.timedelta(hours=2)
+    health.check_pipeline(warehouse_path, cfg, later, models_dir=tmp_path / "none")
+    assert list(firing(warehouse_path)) == ["source_stale:live:landing"]

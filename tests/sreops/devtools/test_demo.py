@@ -6,8 +6,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 
-from sreops import paths, warehouse
+from sreops import config, paths, warehouse
 from sreops.cli import main
 from sreops.devtools import demo
 from sreops.ingest import landing, run
@@ -73,3 +74,34 @@ def test_demo_command_writes_files_that_ingest_and_ground_truth(
         ).fetchall()
     deploys = sorted((i["service"], i["start"]) for i in truth if i["kind"] == "deploy")
     assert sorted((s, f"{t.isoformat()}Z") for s, t in recorded) == deploys
+
+
+def test_the_demo_config_starts_partitions_on_the_demos_first_day(
+    sreops_home: Path, warehouse_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert main(["demo", "--days", "2", "--start", "2026-11-20T12:00:00", "--no-logs"]) == 0
+    demo_config = paths.demo_dir() / "sreops.yaml"
+    monkeypatch.setenv("SREOPS_CONFIG", str(demo_config))
+    monkeypatch.delenv("SREOPS_PARTITIONS_START", raising=False)
+    start = config.partitions_start(config.load(), today=dt.date(2027, 3, 1))
+    assert start == dt.date(2026, 11, 20)
+    results = run.ingest_files(landing.discover(), warehouse_path)
+    first_hour = min(hour for r in results for hour in r.hours)
+    assert first_hour.date() == start  # no partition before the data, none of the data before the partitions
+    demo_config.write_text("partitions:\n  start: 2026-11-01\n")
+    assert (
+        main(
+            [
+                "demo",
+                "--days",
+                "1",
+                "--start",
+                "2026-11-25T00:00:00",
+                "--no-logs",
+                "--out",
+                str(sreops_home / "x"),
+            ]
+        )
+        == 0
+    )
+    assert "2026-11-01" in demo_config.read_text()  # a config the user edited is kept
