@@ -18,6 +18,7 @@ from sreops.detection import run, versions
 from sreops.detection.artifacts import FileModelStore
 from sreops.detection.store import SERVICE_METRIC
 from sreops.features import hours_between
+from sreops.timeutil import naive_utc, utc_now
 
 SCORES_IN_RANGE = "scores_in_range"
 # Eager on every hour, not only the latest: a late-data rebuild of an old features hour re-scores it.
@@ -37,10 +38,6 @@ class DetectionRunConfig(dg.Config):
     version: str = ""
 
 
-def _naive(moment: dt.datetime) -> dt.datetime:
-    return moment.astimezone(dt.UTC).replace(tzinfo=None) if moment.tzinfo else moment
-
-
 def _events(path: str, start: dt.datetime, end: dt.datetime, lookback_s: float, cfg: Config) -> list:
     settle = dt.timedelta(minutes=cfg.detection.deploy_settle_minutes)
     return run.load_events(path, start - dt.timedelta(seconds=lookback_s), end, cfg.events, settle)
@@ -56,11 +53,7 @@ def detector_models(
     """Per series: the model it scores with from now on (trailing training window, one file each)."""
     cfg = sreops_config.load()
     settings, _ = versions.current(warehouse.path, cfg)
-    now = (
-        _naive(dt.datetime.fromisoformat(config.as_of))
-        if config.as_of
-        else dt.datetime.now(dt.UTC).replace(tzinfo=None)
-    )
+    now = naive_utc(dt.datetime.fromisoformat(config.as_of)) if config.as_of else utc_now()
     events = _events(warehouse.path, now, now, run.events_lookback(settings), cfg)
     report = run.train_as_of(warehouse.path, now, settings, FileModelStore(), events)
     context.log.info(
@@ -123,7 +116,7 @@ def anomalies(
 ):
     """A 0–100 score per series-minute and per service-minute, with explanations, for each hour."""
     window = context.partition_time_window
-    start, end = _naive(window.start), _naive(window.end)
+    start, end = naive_utc(window.start), naive_utc(window.end)
     cfg = sreops_config.load()
     settings, policy = versions.current(warehouse.path, cfg)
     if config.version:
@@ -169,6 +162,15 @@ def anomalies(
             "service scores",
         )
     yield dg.MaterializeResult(metadata=metadata)
+    trained = sum(r.trained for r in results)
+    if trained:  # the models this run trained are `detector_models`' too: the UI shows them there
+        context.log_event(
+            dg.AssetMaterialization(
+                asset_key=detector_models.key,
+                description=f"models trained on demand by `anomalies` {context.partition_key_range.start}",
+                metadata={"version": settings.version, "trained": trained},
+            )
+        )
     out_of_range = int(((frame["score"] < 0) | (frame["score"] > 100)).sum()) if len(frame) else 0
     yield dg.AssetCheckResult(
         check_name=SCORES_IN_RANGE, passed=out_of_range == 0, metadata={"out_of_range": out_of_range}
@@ -194,7 +196,7 @@ def alerts_asset(
 ) -> dg.MaterializeResult:
     """Anomaly incidents (N-of-M to open, hysteresis and a quiet period to resolve) in the alerts outbox."""
     window = context.partition_time_window
-    start, end = _naive(window.start), _naive(window.end)
+    start, end = naive_utc(window.start), naive_utc(window.end)
     settings, policy = versions.current(warehouse.path, sreops_config.load())
     found, totals = [], run.ReconcileReport()
     for hour in hours_between(start, end):

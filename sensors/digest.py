@@ -1,11 +1,10 @@
 """The daily digest: a schedule whose run queues the day's digest (delivery posts it)."""
 
-import datetime as dt
-
 import dagster as dg
 
 from assets.resources import ConfigResource, WarehouseResource, definition_config
 from sreops.alerting import digest
+from sreops.timeutil import utc_now
 
 
 @dg.op(
@@ -16,7 +15,7 @@ def queue_daily_digest(
     context: dg.OpExecutionContext, warehouse: WarehouseResource, sreops_config: ConfigResource
 ) -> None:
     """Queue the digest once per day."""
-    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    now = utc_now()
     alert_id = digest.enqueue(warehouse.path, sreops_config.load(), now)
     context.log.info(
         f"digest queued as alert {alert_id}" if alert_id else "today's digest was already queued"

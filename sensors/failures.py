@@ -1,19 +1,14 @@
 """Run failures and pipeline health as alerts: failed runs (with a link), stopped sources, stale models."""
 
-import datetime as dt
-
 import dagster as dg
 
 from assets.resources import ConfigResource, WarehouseResource
 from sreops.alerting import health
+from sreops.timeutil import utc_now
 from sreops.warehouse import WarehouseLockedError
 
 HEALTH_INTERVAL_S = 60
 LOCK_PATIENCE_S = 20.0
-
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
 def run_failure_of(context: dg.RunFailureSensorContext) -> health.RunFailure:
@@ -49,7 +44,7 @@ def run_failure_alerts(
     failure = run_failure_of(context)
     # A locked warehouse raises: the tick fails and Dagster offers this run again next tick.
     reopen_minutes = sreops_config.load().alerting.reopen_minutes
-    health.record_run_failure(warehouse.path, failure, _now(), reopen_minutes, patience_s=LOCK_PATIENCE_S)
+    health.record_run_failure(warehouse.path, failure, utc_now(), reopen_minutes, patience_s=LOCK_PATIENCE_S)
 
 
 @dg.run_status_sensor(
@@ -62,7 +57,7 @@ def run_failure_alerts(
 def run_recovery_alerts(context: dg.RunStatusSensorContext, warehouse: WarehouseResource) -> None:
     """Resolve the job's run-failure alert, if one is firing."""
     run = context.dagster_run
-    health.record_run_success(warehouse.path, run.job_name, run.run_id, _now(), patience_s=LOCK_PATIENCE_S)
+    health.record_run_success(warehouse.path, run.job_name, run.run_id, utc_now(), patience_s=LOCK_PATIENCE_S)
 
 
 @dg.sensor(
@@ -77,7 +72,7 @@ def pipeline_health_sensor(
     """Check sources and models; open and resolve their alerts."""
     try:
         report = health.check_pipeline(
-            warehouse.path, sreops_config.load(), _now(), patience_s=LOCK_PATIENCE_S
+            warehouse.path, sreops_config.load(), utc_now(), patience_s=LOCK_PATIENCE_S
         )
     except WarehouseLockedError as exc:
         return dg.SkipReason(f"warehouse busy, checking next tick: {exc}")

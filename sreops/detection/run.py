@@ -204,6 +204,7 @@ class HourScores:
     rows: int
     anomalies: int
     frame: pd.DataFrame  # the rows written
+    trained: int = 0  # models this hour needed and trained first (the `detector_models` they add to)
 
 
 def score_hour(
@@ -244,9 +245,10 @@ def score_hour(
             if epoch_seconds(hour) < f < epoch_seconds(end)
         ]
         needed[key] = sorted(set(times))
+    trained = 0
     for round_ in range(max((len(v) for v in needed.values()), default=0)):
         batch = {k: v[round_] for k, v in needed.items() if len(v) > round_}
-        train_models(warehouse_path, settings, models, batch, events)
+        trained += train_models(warehouse_path, settings, models, batch, events).trained
     young = {k for k in series if states[k].before_grid <= settings.cold_start_points}
     mature = set(series) - young
     with warehouse.connect(warehouse_path) as con:
@@ -296,6 +298,7 @@ def score_hour(
         len(frame),
         int(frame["is_anomaly"].sum()) if len(frame) else 0,
         frame,
+        trained,
     )
 
 

@@ -61,9 +61,17 @@ def run(selection, path: Path, **kwargs) -> dg.ExecuteInProcessResult:
 
 def test_hourly_chain_scores_the_hour_and_opens_the_incident(warehouse_path: Path) -> None:
     write_features(warehouse_path)
+    trained_by_anomalies = []
     for key in ("2026-11-18-10:00", "2026-11-18-11:00"):
         result = run([anomalies, alerts_asset], warehouse_path, partition_key=key)
         assert result.success
+        trained_by_anomalies += [
+            m.metadata["trained"].value
+            for m in result.asset_materializations_for_node("anomalies")
+            if m.asset_key == detector_models.key
+        ]
+    # the first hour trains the four series' models: detector_models records that, the second reuses them
+    assert trained_by_anomalies == [4]
     meta = result.asset_materializations_for_node("anomalies")[0].metadata
     assert meta["rows"].value == 60 * 6 and meta["series"].value == 4
     assert "plot" in meta and "top_scores" in meta
