@@ -24,6 +24,17 @@ SCORES_IN_RANGE = "scores_in_range"
 # Eager on every hour, not only the latest: a late-data rebuild of an old features hour re-scores it.
 FOLLOW_FEATURES = dg.AutomationCondition.eager().without(dg.AutomationCondition.in_latest_time_window())
 ONE_ROW_PER_MINUTE = "one_row_per_series_minute"
+TOP_COLUMNS = [
+    "minute",
+    "service",
+    "metric",
+    "score",
+    "severity",
+    "value",
+    "expected_low",
+    "expected_high",
+    "event",
+]
 
 
 class TrainingConfig(dg.Config):
@@ -98,7 +109,7 @@ def daily_detector_training(context: dg.ScheduleEvaluationContext) -> dg.RunRequ
     pool="warehouse",
     kinds={"duckdb", "numpy"},
     automation_condition=FOLLOW_FEATURES,
-    backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=24),
+    backfill_policy=dg.BackfillPolicy.single_run(),
     check_specs=[
         dg.AssetCheckSpec(SCORES_IN_RANGE, asset="anomalies", description="Every score lies in [0, 100]."),
         dg.AssetCheckSpec(
@@ -123,46 +134,39 @@ def anomalies(
         settings = versions.settings_of(warehouse.path, config.version)
     events = _events(warehouse.path, start, end, run.events_lookback(settings), cfg)
     store = FileModelStore()
-    results = [
-        run.score_hour(warehouse.path, h, settings, policy, store, events) for h in hours_between(start, end)
-    ]
-    frame = pd.concat([r.frame for r in results], ignore_index=True) if results else pd.DataFrame()
-    services = frame[frame["metric"] == SERVICE_METRIC] if len(frame) else frame
-    top = (
-        frame[frame["metric"] != SERVICE_METRIC].nlargest(10, "score")[
-            [
-                "minute",
-                "service",
-                "metric",
-                "score",
-                "severity",
-                "value",
-                "expected_low",
-                "expected_high",
-                "event",
-            ]
-        ]
-        if len(frame)
-        else frame
-    )
+    # Hour by hour, keeping only what the metadata shows: a ranged run's memory stays flat in its length.
+    hours = rows = series = anomalous_series = anomalous_services = trained = out_of_range = 0
+    top, plotted = pd.DataFrame(), pd.DataFrame()
+    for hour in hours_between(start, end):
+        scored = run.score_hour(warehouse.path, hour, settings, policy, store, events)
+        hours, rows, trained = hours + 1, rows + scored.rows, trained + scored.trained
+        series = max(series, scored.series)
+        frame = scored.frame
+        del scored  # only the running totals below outlive the hour
+        if not len(frame):
+            continue
+        out_of_range += int(((frame["score"] < 0) | (frame["score"] > 100)).sum())
+        is_service = frame["metric"] == SERVICE_METRIC
+        anomalous_services += int(frame.loc[is_service, "is_anomaly"].sum())
+        anomalous_series += int(frame.loc[~is_service, "is_anomaly"].sum())
+        top = pd.concat([top, frame[~is_service].nlargest(10, "score")[TOP_COLUMNS]]).nlargest(10, "score")
+        plotted = frame[is_service]  # the plot shows the range's last hour
     metadata: dict = {
         "version": settings.version,
-        "hours": len(results),
-        "rows": sum(r.rows for r in results),
-        "series": max((r.series for r in results), default=0),
-        "anomalous_series_minutes": int(frame["is_anomaly"].sum() - services["is_anomaly"].sum())
-        if len(frame)
-        else 0,
-        "anomalous_service_minutes": int(services["is_anomaly"].sum()) if len(services) else 0,
+        "hours": hours,
+        "rows": rows,
+        "series": series,
+        "anomalous_series_minutes": anomalous_series,
+        "anomalous_service_minutes": anomalous_services,
         "top_scores": preview(top),
     }
-    if len(services):
+    if len(plotted):
+        last = plotted["minute"].max().floor("h")
         metadata["plot"] = png(
-            line_plot(services, "minute", "score", "service", f"service scores, {start:%Y-%m-%d %H:00} UTC"),
+            line_plot(plotted, "minute", "score", "service", f"service scores, {last:%Y-%m-%d %H:00} UTC"),
             "service scores",
         )
     yield dg.MaterializeResult(metadata=metadata)
-    trained = sum(r.trained for r in results)
     if trained:  # the models this run trained are `detector_models`' too: the UI shows them there
         context.log_event(
             dg.AssetMaterialization(
@@ -171,7 +175,6 @@ def anomalies(
                 metadata={"version": settings.version, "trained": trained},
             )
         )
-    out_of_range = int(((frame["score"] < 0) | (frame["score"] > 100)).sum()) if len(frame) else 0
     yield dg.AssetCheckResult(
         check_name=SCORES_IN_RANGE, passed=out_of_range == 0, metadata={"out_of_range": out_of_range}
     )
@@ -189,7 +192,7 @@ def anomalies(
     pool="warehouse",
     kinds={"duckdb"},
     automation_condition=FOLLOW_FEATURES,
-    backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=24),
+    backfill_policy=dg.BackfillPolicy.single_run(),
 )
 def alerts_asset(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource, sreops_config: ConfigResource

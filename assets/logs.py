@@ -83,7 +83,7 @@ def log_clusters(
     group_name="logs",
     pool="warehouse",
     kinds={"duckdb"},
-    backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=24),
+    backfill_policy=dg.BackfillPolicy.single_run(),
     check_specs=[
         dg.AssetCheckSpec(
             COUNTS_MATCH_LINES,

@@ -43,8 +43,8 @@ def test_48_partition_backfill_with_concurrent_runs_has_no_lock_errors(
     (dagster_home / "dagster.yaml").write_text((ROOT / "dagster.yaml").read_text())
     env = {**os.environ, "DAGSTER_HOME": str(dagster_home), "PYTHONPATH": str(ROOT)}
     keys = [hour_key(h) for h in HOURS]
-    # As a UI backfill does, runs cover ranges of hours; here 4 hours each (the default policy
-    # allows 24), so that 12 runs from 4 processes compete for the warehouse.
+    # Runs cover ranges of hours, 4 each here (a UI or CLI backfill is one run for its whole range:
+    # the policy is single-run), so that 12 runs from 4 processes compete for the warehouse.
     ranges = [f"{keys[i]}...{keys[i + HOURS_PER_RUN - 1]}" for i in range(0, len(keys), HOURS_PER_RUN)]
     # The first run creates the instance's SQLite storage, as `dagster dev` does at start-up.
     first = subprocess.run(
@@ -90,3 +90,21 @@ def test_48_partition_backfill_with_concurrent_runs_has_no_lock_errors(
     assert [row[0] for row in per_hour] == HOURS
     assert all(row[1] == len(SERIES) * 60 and row[2] == len(SERIES) * 360 for row in per_hour)
     assert features.duplicate_keys(warehouse_path, HOURS[0], HOURS[-1] + dt.timedelta(hours=1)) == 0
+
+    # The detection assets backfill from the shell too (one run for the range: single-run policy).
+    scored = f"{keys[40]}...{keys[47]}"
+    proc = subprocess.run(
+        [str(Path(sys.executable).parent / "dagster"), "asset", "materialize", "-m", "sreops.definitions"]
+        + ["--select", "anomalies,alerts", "--partition-range", scored],
+        env={**env, "SREOPS_PARTITIONS_START": f"{START:%Y-%m-%d}"},  # whatever today's default start
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    with warehouse.connect(warehouse_path) as con:
+        hours = con.execute(
+            "SELECT DISTINCT date_trunc('hour', minute) FROM anomalies WHERE metric <> '*' ORDER BY 1"
+        ).fetchall()
+    assert [h for (h,) in hours] == HOURS[40:48]
