@@ -22,6 +22,7 @@ import sensors.failures
 import sensors.landing
 import sensors.logs
 import sensors.prometheus
+from assets.executors import RUN_EXECUTOR
 from assets.resources import ConfigResource, SlackResource, WarehouseResource
 
 # Stage modules, in flow order. A module exports any of ASSETS, ASSET_CHECKS, JOBS, SCHEDULES, SENSORS.
@@ -59,7 +60,7 @@ def build_definitions() -> dg.Definitions:
         "sreops_automation",
         target=dg.AssetSelection.all(),
         default_status=dg.DefaultSensorStatus.RUNNING,
-        minimum_interval_seconds=10,
+        minimum_interval_seconds=5,
         description="Keeps downstream partitions (anomalies, alerts) in step with new features.",
     )
     return dg.Definitions(
@@ -68,6 +69,7 @@ def build_definitions() -> dg.Definitions:
         jobs=parts["JOBS"],
         schedules=parts["SCHEDULES"],
         sensors=[*parts["SENSORS"], automation],
+        executor=RUN_EXECUTOR,
         resources={
             "warehouse": WarehouseResource(),
             "sreops_config": ConfigResource(),

@@ -1,7 +1,7 @@
 """Runs `build_features` for the partition ranges given on the command line (`FIRST...LAST`).
 
 Against $DAGSTER_HOME. Used by test_backfill.py: several of these at once are concurrent runs, each executing its step
-in a subprocess (the multiprocess executor), all writing the same DuckDB warehouse.
+in its run process, all writing the same DuckDB warehouse.
 """
 
 import sys

@@ -1,4 +1,4 @@
-"""A 48-hour backfill: concurrent ranged runs, multiprocess executor, one DuckDB file, no lock errors."""
+"""A 48-hour backfill: concurrent ranged runs from four processes, one DuckDB file, no lock errors."""
 
 import datetime as dt
 import os

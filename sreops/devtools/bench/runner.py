@@ -23,6 +23,7 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "forecasting": ("sreops.devtools.bench.forecasting", "bench_forecasting"),
     "logs": ("sreops.devtools.bench.logs", "bench_logs"),
     "alerting": ("sreops.devtools.bench.alerting", "bench_alerting"),
+    "realtime": ("sreops.devtools.bench.realtime", "bench_realtime"),
 }
 
 
