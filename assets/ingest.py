@@ -6,9 +6,17 @@ import dagster as dg
 import pandas as pd
 
 from assets.metadata import preview
+from assets.partitions import hour_key, hourly_partitions
 from assets.resources import WarehouseResource
+from sreops import features
 from sreops.ingest import landing as metric_landing
 from sreops.ingest import run as ingest_run
+
+# A batch that touched at most this many hours (live data: the hour in progress, maybe the one
+# before) gets its features built in the same run, saving a sensor tick and a run launch on the
+# way to an alert; a larger batch (late data, history) is rebuilt by the features runs the
+# landing sensor requests, exactly as before.
+INLINE_FEATURE_HOURS = 2
 
 
 class IngestConfig(dg.Config):
@@ -18,9 +26,7 @@ class IngestConfig(dg.Config):
 
 
 @dg.asset(group_name="metrics", pool="warehouse", kinds={"duckdb"})
-def metric_samples(
-    context: dg.AssetExecutionContext, config: IngestConfig, warehouse: WarehouseResource
-) -> dg.MaterializeResult:
+def metric_samples(context: dg.AssetExecutionContext, config: IngestConfig, warehouse: WarehouseResource):
     """Raw samples from landing files; malformed files are quarantined with the reason."""
     targets = [Path(f) for f in config.files] if config.files else metric_landing.discover()
     present = [p for p in targets if p.exists()]
@@ -43,7 +49,8 @@ def metric_samples(
         ]
     )
     hours = sorted({h for r in results for h in r.hours})
-    return dg.MaterializeResult(
+    inline = _inline_hours(hours)
+    yield dg.MaterializeResult(
         metadata={
             "files": len(results),
             "ingested": sum(r.status == "ingested" for r in results),
@@ -53,9 +60,33 @@ def metric_samples(
             "hours_touched": len(hours),
             "first_hour": str(hours[0]) if hours else "",
             "last_hour": str(hours[-1]) if hours else "",
+            "features_built_inline": len(inline),
             "results": preview(table, rows=50),
         }
     )
+    _build_features(context, warehouse.path, inline)
+
+
+def _inline_hours(hours: list) -> list:
+    """The hours of a live batch whose features this run builds itself (none for a larger batch)."""
+    keys = {hour_key(hour) for hour in hours}
+    if not 0 < len(hours) <= INLINE_FEATURE_HOURS or not keys <= set(hourly_partitions.get_partition_keys()):
+        return []
+    return hours
+
+
+def _build_features(context: dg.AssetExecutionContext, warehouse_path: str, hours: list) -> None:
+    """Build the features of `hours`, each reported as a materialization of its partition."""
+    for hour in hours:
+        build = features.build_hour(warehouse_path, hour)
+        context.log_event(
+            dg.AssetMaterialization(
+                asset_key="metric_features_1m",
+                partition=hour_key(hour),
+                description="built in the ingest run that brought its samples",
+                metadata={"rows": build.rows, "samples": build.samples, "series": build.series},
+            )
+        )
 
 
 ASSETS = [metric_samples]

@@ -25,10 +25,11 @@ def rebuild_requests(
     try:
         with warehouse.connect(warehouse_path, patience_s=READ_PATIENCE_SECONDS) as con:
             new_marks = marks.marks_after(con, asset, after_mark)
+            done = marks.built_since_marked(con, asset, new_marks)  # e.g. built inline by the ingest run
     except WarehouseLockedError:
         return [], after_mark, "warehouse busy; marked hours will be requested next tick"
     requests, skipped = [], 0
-    for hour_range in marks.group_hours(new_marks):
+    for hour_range in marks.group_hours([m for m in new_marks if m[0] not in done]):
         first, last = hour_key(hour_range.first), hour_key(hour_range.last)
         if partition_keys is not None and (first not in partition_keys or last not in partition_keys):
             skipped += hour_range.hours

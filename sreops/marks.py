@@ -66,6 +66,28 @@ def marks_after(con: duckdb.DuckDBPyConnection, asset: str, after: int) -> list[
     ]
 
 
+def built_since_marked(
+    con: duckdb.DuckDBPyConnection, asset: str, marks: list[tuple[int, dt.datetime]]
+) -> set[int]:
+    """The ids among `marks` whose hour was rebuilt after the mark was made: nothing left to do for them.
+
+    Builds and marks are written in separate transactions on one file, so a build that started
+    after a mark committed has read the rows behind it.
+    """
+    if not marks:
+        return set()
+    ids = [mark_id for mark_id, _ in marks]
+    return {
+        row[0]
+        for row in con.execute(
+            "SELECT m.mark_id FROM partition_marks AS m JOIN partition_builds AS b"
+            " ON b.asset = m.asset AND b.hour = m.hour AND b.built_at > m.created_at"
+            " WHERE m.asset = ? AND list_contains(?, m.mark_id)",
+            [asset, ids],
+        ).fetchall()
+    }
+
+
 def group_hours(marks: list[tuple[int, dt.datetime]], max_hours: int = 24) -> list[HourRange]:
     """Distinct marked hours as contiguous ranges of at most `max_hours` each."""
     newest: dict[dt.datetime, int] = {}

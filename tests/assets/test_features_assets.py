@@ -9,7 +9,8 @@ import pandas as pd
 from assets.features import metric_features_1m
 from assets.ingest import metric_samples
 from assets.resources import WarehouseResource
-from sreops import paths, warehouse
+from sensors.rebuilds import rebuild_requests
+from sreops import marks, paths, warehouse
 
 HOURS = [dt.datetime(2026, 11, 20, 10), dt.datetime(2026, 11, 20, 11)]
 
@@ -59,7 +60,34 @@ def test_rematerializing_a_partition_leaves_the_same_rows(warehouse_path: Path) 
     for _ in range(2):
         assert run([metric_features_1m], warehouse_path, partition_key="2026-11-20-11:00").success
     with warehouse.connect(warehouse_path) as con:
-        assert con.execute("SELECT count(*) FROM metric_features_1m").fetchone()[0] == 120
+        rows = con.execute(
+            "SELECT count(*) FROM metric_features_1m WHERE date_trunc('hour', minute) = ?", [HOURS[1]]
+        ).fetchone()[0]
+    assert rows == 120
+
+
+def test_a_live_batch_gets_its_features_in_the_ingest_run_and_no_second_build(warehouse_path: Path) -> None:
+    land("live.csv")  # two hours: few enough to be built in the ingest run
+    result = run([metric_samples], warehouse_path)
+    assert result.success
+    built = {
+        m.partition: m.metadata["rows"].value
+        for m in result.asset_materializations_for_node("metric_samples")
+        if m.asset_key == metric_features_1m.key
+    }
+    assert built == {"2026-11-20-10:00": 120, "2026-11-20-11:00": 120}
+    # the marks the ingest left are satisfied by those builds: the landing sensor requests nothing
+    requests, _, _ = rebuild_requests(
+        str(warehouse_path), "metric_features_1m", 0, "build_features", "features"
+    )
+    assert requests == []
+    # a later file for the same hour is a new mark, after the build: it is requested again
+    with warehouse.transaction(warehouse_path) as con:
+        marks.mark_hours(con, "metric_features_1m", [HOURS[1]], "late samples")
+    requests, _, _ = rebuild_requests(
+        str(warehouse_path), "metric_features_1m", 0, "build_features", "features"
+    )
+    assert [r.partition_key for r in requests] == ["2026-11-20-11:00"]
 
 
 def test_a_bad_file_fails_nothing_and_is_reported(warehouse_path: Path) -> None:

@@ -213,6 +213,12 @@ def latency_rows(
         {"name": "landing → Slack p50", "value": statistics.median(delays), "unit": "s", "note": note},
         {"name": "landing → Slack p95", "value": p95, "unit": "s", "note": note},
         {"name": "landing → Slack max", "value": ordered[-1], "unit": "s", "note": note},
+        {
+            "name": "landing → Slack, each incident",
+            "value": "",
+            "unit": "s",
+            "note": ", ".join(f"{d:.0f}" for d in delays),
+        },
     ]
     waits: dict[str, list[float]] = defaultdict(list)
     spans: dict[str, list[float]] = defaultdict(list)
