@@ -1,0 +1,148 @@
+"""A backfill as a user launches it: the real `dagster dev`, the webserver's GraphQL call the UI makes."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from assets.partitions import hour_key
+from sreops import features, warehouse
+from sreops.ingest import run as ingest_run
+
+ROOT = Path(__file__).resolve().parents[1]
+START = dt.datetime(2026, 11, 16)
+HOURS = [dt.datetime(2026, 11, 18, h) for h in range(8, 14)]
+SPIKE = dt.datetime(2026, 11, 18, 12, 20)
+
+LAUNCH = """
+mutation Launch($params: LaunchBackfillParams!) {
+  launchPartitionBackfill(backfillParams: $params) {
+    __typename
+    ... on LaunchBackfillSuccess { backfillId }
+    ... on PythonError { message }
+    ... on InvalidSubsetError { message }
+    ... on UnauthorizedError { message }
+  }
+}
+"""
+STATUS = """
+query Status($id: String!) {
+  partitionBackfillOrError(backfillId: $id) {
+    __typename
+    ... on PartitionBackfill { status numPartitions }
+    ... on PythonError { message }
+  }
+}
+"""
+
+
+def graphql(port: int, query: str, variables: dict | None = None) -> dict:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/graphql",
+        data=json.dumps({"query": query, "variables": variables or {}}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        body = json.load(response)
+    assert "errors" not in body, body["errors"]
+    return body["data"]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def history(home: Path) -> Path:
+    """Two and a half days of minute samples for 2 services × 2 metrics, one latency spike."""
+    ts = pd.date_range(START, HOURS[-1] + dt.timedelta(hours=1), freq="1min", inclusive="left")
+    rng = np.random.default_rng(3)
+    frames = []
+    for service in ("checkout", "search"):
+        for metric in ("cpu", "latency"):
+            value = 50 + 8 * np.sin(2 * np.pi * np.arange(len(ts)) / 1440) + rng.normal(0, 1, len(ts))
+            if (service, metric) == ("checkout", "latency"):
+                value[(ts >= SPIKE) & (ts < SPIKE + dt.timedelta(minutes=5))] += 60
+            frames.append(
+                pd.DataFrame({"timestamp": ts, "service": service, "metric": metric, "value": value})
+            )
+    path = home / "history.parquet"
+    pd.concat(frames).to_parquet(path, index=False)
+    return path
+
+
+@pytest.mark.slow
+def test_a_backfill_launched_through_the_webserver_scores_every_hour(
+    sreops_home: Path, warehouse_path: Path, tmp_path: Path
+) -> None:
+    assert ingest_run.ingest_file(history(sreops_home), warehouse_path, move=False).status == "ingested"
+    features.build_range(warehouse_path, START, HOURS[-1] + dt.timedelta(hours=1))
+    dagster_home = tmp_path / "dagster"
+    dagster_home.mkdir()
+    shutil.copy(ROOT / "dagster.yaml", dagster_home / "dagster.yaml")
+    port = free_port()
+    env = {
+        **os.environ,
+        "SREOPS_HOME": str(sreops_home),
+        "DAGSTER_HOME": str(dagster_home),
+        "SREOPS_PARTITIONS_START": f"{START:%Y-%m-%d}",
+    }
+    dev = subprocess.Popen(
+        [str(Path(sys.executable).parent / "dagster"), "dev", "-w", "workspace.yaml"]
+        + ["-h", "127.0.0.1", "-p", str(port)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        for _ in range(240):  # the webserver answers once the code location has loaded
+            try:
+                graphql(port, "{ version }")
+                break
+            except (urllib.error.URLError, ConnectionError, OSError):
+                time.sleep(0.5)
+        keys = [hour_key(h) for h in HOURS]
+        params = {"assetSelection": [{"path": ["anomalies"]}, {"path": ["alerts"]}], "partitionNames": keys}
+        launched = graphql(port, LAUNCH, {"params": params})["launchPartitionBackfill"]
+        assert launched["__typename"] == "LaunchBackfillSuccess", launched
+        status = None
+        for _ in range(600):  # the daemon submits the backfill's runs; bounded wait
+            backfill = graphql(port, STATUS, {"id": launched["backfillId"]})["partitionBackfillOrError"]
+            status = backfill["status"]
+            if status in ("COMPLETED", "COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED"):
+                break
+            time.sleep(0.5)
+        assert status in ("COMPLETED", "COMPLETED_SUCCESS"), backfill
+        assert backfill["numPartitions"] == len(HOURS)
+    finally:
+        os.killpg(dev.pid, signal.SIGTERM)
+        try:
+            dev.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(dev.pid, signal.SIGKILL)
+            dev.wait(timeout=30)
+    with warehouse.connect(warehouse_path) as con:
+        scored = con.execute(
+            "SELECT DISTINCT date_trunc('hour', minute) FROM anomalies WHERE metric <> '*' ORDER BY 1"
+        ).fetchall()
+        alerts = con.execute("SELECT fingerprint, details FROM alerts WHERE kind = 'anomaly'").fetchall()
+    assert [h for (h,) in scored] == HOURS
+    assert [a[0] for a in alerts] == ["anomaly:checkout"]
+    assert json.loads(alerts[0][1])["first_minute"] == SPIKE.isoformat()
