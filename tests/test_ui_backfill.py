@@ -1,7 +1,8 @@
-"""A backfill as a user launches it: the real `dagster dev`, the webserver's GraphQL call the UI makes."""
+"""The UI as a user meets it: the real `dagster dev`, a backfill through the GraphQL call the UI makes, pages in Chromium."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
@@ -13,6 +14,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -86,12 +88,9 @@ def history(home: Path) -> Path:
     return path
 
 
-@pytest.mark.slow
-def test_a_backfill_launched_through_the_webserver_scores_every_hour(
-    sreops_home: Path, warehouse_path: Path, tmp_path: Path
-) -> None:
-    assert ingest_run.ingest_file(history(sreops_home), warehouse_path, move=False).status == "ingested"
-    features.build_range(warehouse_path, START, HOURS[-1] + dt.timedelta(hours=1))
+@contextlib.contextmanager
+def dagster_dev(sreops_home: Path, tmp_path: Path) -> Iterator[int]:
+    """`dagster dev` (webserver and daemon) on a free loopback port, answering GraphQL; its port."""
     dagster_home = tmp_path / "dagster"
     dagster_home.mkdir()
     shutil.copy(ROOT / "dagster.yaml", dagster_home / "dagster.yaml")
@@ -118,6 +117,37 @@ def test_a_backfill_launched_through_the_webserver_scores_every_hour(
                 break
             except (urllib.error.URLError, ConnectionError, OSError):
                 time.sleep(0.5)
+        yield port
+    finally:
+        os.killpg(dev.pid, signal.SIGTERM)
+        try:
+            dev.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(dev.pid, signal.SIGKILL)
+            dev.wait(timeout=30)
+
+
+def page(port: int, route: str) -> str:
+    """The DOM of a UI page after headless Chromium ran its scripts (and their GraphQL calls)."""
+    browser = shutil.which("chromium")
+    proc = subprocess.run(
+        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=20000"]
+        + ["--dump-dom", f"http://127.0.0.1:{port}{route}"],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return proc.stdout
+
+
+@pytest.mark.slow
+def test_a_backfill_launched_through_the_webserver_scores_every_hour(
+    sreops_home: Path, warehouse_path: Path, tmp_path: Path
+) -> None:
+    assert ingest_run.ingest_file(history(sreops_home), warehouse_path, move=False).status == "ingested"
+    features.build_range(warehouse_path, START, HOURS[-1] + dt.timedelta(hours=1))
+    with dagster_dev(sreops_home, tmp_path) as port:
         keys = [hour_key(h) for h in HOURS]
         params = {"assetSelection": [{"path": ["anomalies"]}, {"path": ["alerts"]}], "partitionNames": keys}
         launched = graphql(port, LAUNCH, {"params": params})["launchPartitionBackfill"]
@@ -131,13 +161,6 @@ def test_a_backfill_launched_through_the_webserver_scores_every_hour(
             time.sleep(0.5)
         assert status in ("COMPLETED", "COMPLETED_SUCCESS"), backfill
         assert backfill["numPartitions"] == len(HOURS)
-    finally:
-        os.killpg(dev.pid, signal.SIGTERM)
-        try:
-            dev.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(dev.pid, signal.SIGKILL)
-            dev.wait(timeout=30)
     with warehouse.connect(warehouse_path) as con:
         scored = con.execute(
             "SELECT DISTINCT date_trunc('hour', minute) FROM anomalies WHERE metric <> '*' ORDER BY 1"
@@ -146,3 +169,30 @@ def test_a_backfill_launched_through_the_webserver_scores_every_hour(
     assert [h for (h,) in scored] == HOURS
     assert [a[0] for a in alerts] == ["anomaly:checkout"]
     assert json.loads(alerts[0][1])["first_minute"] == SPIKE.isoformat()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="needs Debian's chromium (.ci/run installs it)")
+def test_the_asset_graph_and_an_asset_page_show_our_assets_and_a_plot(
+    sreops_home: Path, warehouse_path: Path, tmp_path: Path
+) -> None:
+    assert ingest_run.ingest_file(history(sreops_home), warehouse_path, move=False).status == "ingested"
+    env = {**os.environ, "SREOPS_HOME": str(sreops_home), "SREOPS_PARTITIONS_START": f"{START:%Y-%m-%d}"}
+    env["DAGSTER_HOME"] = str(tmp_path / "dagster")
+    with dagster_dev(sreops_home, tmp_path) as port:
+        materialized = subprocess.run(
+            [str(Path(sys.executable).parent / "dagster"), "asset", "materialize", "-m", "sreops.definitions"]
+            + ["--select", "metric_features_1m", "--partition", hour_key(HOURS[-1])],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert materialized.returncode == 0, materialized.stderr[-3000:]
+        graph = page(port, "/assets/metric_features_1m?view=lineage")
+        details = page(port, "/assets/metric_features_1m")
+    assert {"metric_samples", "anomalies"} <= {
+        name for name in ("metric_samples", "anomalies") if name in graph
+    }
+    assert ">plot<" in details and ">samples<" in details  # the latest materialization's metadata
