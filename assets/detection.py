@@ -228,9 +228,23 @@ def alerts_asset(
             for i in found
         ]
     )
+    still_open = pd.DataFrame(
+        [
+            {
+                "service": a.service,
+                "severity": a.severity,
+                "opened_at": a.opened_at,
+                "updated_at": a.updated_at,
+                "score": a.peak_score,
+            }
+            for a in run.open_incidents(warehouse.path)
+        ]
+    )
     return dg.MaterializeResult(
         metadata={
             "version": settings.version,
+            "open_incidents": len(still_open),
+            "open_incidents_now": preview(still_open, rows=20),
             "incidents_in_window": len(found),
             "opened": totals.opened,
             "escalated": totals.escalated,

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from sreops import warehouse
+from sreops.alerting.model import Alert, fetch_alerts
 from sreops.detection import events as events_module
 from sreops.detection import incidents as incidents_module
 from sreops.detection import store
@@ -300,6 +301,12 @@ def score_hour(
         frame,
         trained,
     )
+
+
+def open_incidents(warehouse_path: str | Path | None) -> list[Alert]:
+    """Every anomaly incident still firing, oldest first (what the `alerts` asset shows)."""
+    with warehouse.connect(warehouse_path) as con:
+        return fetch_alerts(con, "kind = 'anomaly' AND status = 'firing'")
 
 
 def duplicate_rows(

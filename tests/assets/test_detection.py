@@ -159,12 +159,17 @@ def test_an_incident_in_the_hour_in_progress_fires_and_resolves_only_once_quiet_
     write_features(warehouse_path)
     with warehouse.transaction(warehouse_path) as con:
         con.execute("DELETE FROM metric_features_1m WHERE minute > ?", [SPIKE + dt.timedelta(minutes=6)])
-    assert run([anomalies, alerts_asset], warehouse_path, partition_key="2026-11-18-10:00").success
+    result = run([anomalies, alerts_asset], warehouse_path, partition_key="2026-11-18-10:00")
+    assert result.success
     with warehouse.connect(warehouse_path) as con:
         alerts = con.execute("SELECT status, resolved_at, revision FROM alerts").fetchall()
     assert alerts == [("firing", None, 1)]  # not "[RESOLVED]": the minutes after the spike are unknown
+    meta = result.asset_materializations_for_node("alerts")[0].metadata
+    assert meta["open_incidents"].value == 1 and "checkout" in meta["open_incidents_now"].value
     write_features_after(warehouse_path, SPIKE + dt.timedelta(minutes=6))
-    assert run([anomalies, alerts_asset], warehouse_path, partition_key="2026-11-18-10:00").success
+    result = run([anomalies, alerts_asset], warehouse_path, partition_key="2026-11-18-10:00")
+    assert result.success
+    assert result.asset_materializations_for_node("alerts")[0].metadata["open_incidents"].value == 0
     with warehouse.connect(warehouse_path) as con:
         ((status, resolved_at, revision),) = con.execute(
             "SELECT status, resolved_at, revision FROM alerts"
