@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
-from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +18,7 @@ import pytest
 
 from assets.partitions import hour_key
 from sreops import features, warehouse
+from sreops.devtools.dagster_dev import dagster_dev, graphql
 from sreops.ingest import run as ingest_run
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -52,24 +48,6 @@ query Status($id: String!) {
 """
 
 
-def graphql(port: int, query: str, variables: dict | None = None) -> dict:
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{port}/graphql",
-        data=json.dumps({"query": query, "variables": variables or {}}).encode(),
-        headers={"Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=30) as response:
-        body = json.load(response)
-    assert "errors" not in body, body["errors"]
-    return body["data"]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def history(home: Path) -> Path:
     """Two and a half days of minute samples for 2 services × 2 metrics, one latency spike."""
     ts = pd.date_range(START, HOURS[-1] + dt.timedelta(hours=1), freq="1min", inclusive="left")
@@ -88,43 +66,10 @@ def history(home: Path) -> Path:
     return path
 
 
-@contextlib.contextmanager
-def dagster_dev(sreops_home: Path, tmp_path: Path) -> Iterator[int]:
-    """`dagster dev` (webserver and daemon) on a free loopback port, answering GraphQL; its port."""
-    dagster_home = tmp_path / "dagster"
-    dagster_home.mkdir()
-    shutil.copy(ROOT / "dagster.yaml", dagster_home / "dagster.yaml")
-    port = free_port()
-    env = {
-        **os.environ,
-        "SREOPS_HOME": str(sreops_home),
-        "DAGSTER_HOME": str(dagster_home),
-        "SREOPS_PARTITIONS_START": f"{START:%Y-%m-%d}",
-    }
-    dev = subprocess.Popen(
-        [str(Path(sys.executable).parent / "dagster"), "dev", "-w", "workspace.yaml"]
-        + ["-h", "127.0.0.1", "-p", str(port)],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    try:
-        for _ in range(240):  # the webserver answers once the code location has loaded
-            try:
-                graphql(port, "{ version }")
-                break
-            except (urllib.error.URLError, ConnectionError, OSError):
-                time.sleep(0.5)
-        yield port
-    finally:
-        os.killpg(dev.pid, signal.SIGTERM)
-        try:
-            dev.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(dev.pid, signal.SIGKILL)
-            dev.wait(timeout=30)
+def running_dagster_dev(sreops_home: Path, tmp_path: Path) -> AbstractContextManager[int]:
+    """`dagster dev` on this test's home, partitions from the history's first day."""
+    settings = {"SREOPS_HOME": str(sreops_home), "SREOPS_PARTITIONS_START": f"{START:%Y-%m-%d}"}
+    return dagster_dev(tmp_path / "dagster", settings)
 
 
 def page(port: int, route: str) -> str:
@@ -147,7 +92,7 @@ def test_a_backfill_launched_through_the_webserver_scores_every_hour(
 ) -> None:
     assert ingest_run.ingest_file(history(sreops_home), warehouse_path, move=False).status == "ingested"
     features.build_range(warehouse_path, START, HOURS[-1] + dt.timedelta(hours=1))
-    with dagster_dev(sreops_home, tmp_path) as port:
+    with running_dagster_dev(sreops_home, tmp_path) as port:
         keys = [hour_key(h) for h in HOURS]
         params = {"assetSelection": [{"path": ["anomalies"]}, {"path": ["alerts"]}], "partitionNames": keys}
         launched = graphql(port, LAUNCH, {"params": params})["launchPartitionBackfill"]
@@ -179,7 +124,7 @@ def test_the_asset_graph_and_an_asset_page_show_our_assets_and_a_plot(
     assert ingest_run.ingest_file(history(sreops_home), warehouse_path, move=False).status == "ingested"
     env = {**os.environ, "SREOPS_HOME": str(sreops_home), "SREOPS_PARTITIONS_START": f"{START:%Y-%m-%d}"}
     env["DAGSTER_HOME"] = str(tmp_path / "dagster")
-    with dagster_dev(sreops_home, tmp_path) as port:
+    with running_dagster_dev(sreops_home, tmp_path) as port:
         materialized = subprocess.run(
             [str(Path(sys.executable).parent / "dagster"), "asset", "materialize", "-m", "sreops.definitions"]
             + ["--select", "metric_features_1m", "--partition", hour_key(HOURS[-1])],

@@ -11,17 +11,10 @@ time went: queue wait and run time of the ingest, feature and detection runs, an
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
-import shutil
-import signal
-import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
-import urllib.request
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -30,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from sreops import features
+from sreops.devtools.dagster_dev import dagster_dev, graphql
 from sreops.devtools.fake_slack import FakeSlack
 from sreops.ingest import run as ingest_run
 from sreops.timeutil import floor_hour, utc_now
@@ -38,12 +32,6 @@ METRICS = ("cpu", "latency", "errors")
 HISTORY_DAYS = 2
 SPIKE_MINUTES = 4  # the incident opens on 2 anomalous minutes of 5
 STEP_S = 10
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def _samples(
@@ -96,13 +84,7 @@ RUNS_QUERY = """
 
 def _runs(port: int) -> list[dict[str, Any]]:
     """Each run's job, selection, created/started/ended epoch seconds, from the webserver's GraphQL API."""
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{port}/graphql",
-        data=json.dumps({"query": RUNS_QUERY}).encode(),
-        headers={"Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=60) as response:
-        results = json.load(response)["data"]["runsOrError"]["results"]
+    results = graphql(port, RUNS_QUERY)["runsOrError"]["results"]
     return [
         {
             "job": run["jobName"],
@@ -135,39 +117,26 @@ def bench_realtime(
     incidents: int = 10, startup_s: float = 240.0, timeout_s: float = 300.0
 ) -> list[dict[str, Any]]:
     """Seconds from an incident file landing to its Slack message, p50/p95/max, and where they went."""
-    repo = Path(__file__).resolve().parents[3]
     services = [f"rt{i:02d}" for i in range(incidents + 1)]  # one warm-up incident, not counted
     with tempfile.TemporaryDirectory(prefix="sreops-bench-realtime-") as folder, FakeSlack() as fake:
         root = Path(folder)
-        home, dagster_home = root / "home", root / "dagster"
+        home = root / "home"
         landing = home / "landing" / "metrics"
         landing.mkdir(parents=True)
-        dagster_home.mkdir()
-        shutil.copy(repo / "dagster.yaml", dagster_home / "dagster.yaml")
         now = utc_now()
         first = _prepare(home, services, now)
         settings = {
             "SREOPS_HOME": str(home),
-            "DAGSTER_HOME": str(dagster_home),
             "SLACK_API_URL": fake.url,
             "SLACK_BOT_TOKEN": fake.token,
             "SREOPS_PARTITIONS_START": f"{first:%Y-%m-%d}",
             "HF_HUB_OFFLINE": "1",
             "TRANSFORMERS_OFFLINE": "1",
         }
-        port = _free_port()
-        dev = subprocess.Popen(
-            ["env", *(f"{k}={v}" for k, v in settings.items()), str(Path(sys.executable).parent / "dagster")]
-            + ["dev", "-w", str(repo / "workspace.yaml"), "-h", "127.0.0.1", "-p", str(port)],
-            cwd=repo,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
         delays: list[float] = []
         windows: list[tuple[float, float]] = []
-        try:
-            started = time.monotonic()
+        started = time.monotonic()
+        with dagster_dev(root / "dagster", settings, startup_s) as port:
             while (
                 not fake.calls and time.monotonic() - started < startup_s
             ):  # the delivery sensor's first tick
@@ -192,13 +161,6 @@ def bench_realtime(
                     delays.append(posted - landed)
                     windows.append((landed, posted))
             runs = _runs(port)
-        finally:
-            os.killpg(dev.pid, signal.SIGTERM)
-            try:
-                dev.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                os.killpg(dev.pid, signal.SIGKILL)
-                dev.wait(timeout=30)
     return latency_rows(delays, windows, runs, startup)
 
 

@@ -1,0 +1,85 @@
+"""`dagster dev` on loopback for benchmarks and tests: start it, query its GraphQL API, stop it.
+
+The process gets this process's environment plus the given settings (through `env`, so that this
+module never reads or writes the environment itself).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def graphql(port: int, query: str, variables: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The `data` of one query to the webserver's GraphQL API; RuntimeError when it reports errors."""
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/graphql",
+        data=json.dumps({"query": query, "variables": dict(variables or {})}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=60) as response:
+        body = json.load(response)
+    if body.get("errors"):
+        raise RuntimeError(f"GraphQL errors: {body['errors']}")
+    return body["data"]
+
+
+@contextlib.contextmanager
+def dagster_dev(dagster_home: Path, settings: Mapping[str, str], startup_s: float = 240.0) -> Iterator[int]:
+    """`dagster dev` (webserver and daemon) with the checkout's workspace, answering GraphQL; its port.
+
+    `dagster_home` gets the checkout's `dagster.yaml`; `settings` are added to the environment.
+    """
+    dagster_home.mkdir(parents=True, exist_ok=True)
+    shutil.copy(REPO / "dagster.yaml", dagster_home / "dagster.yaml")
+    port = free_port()
+    assignments = [f"{k}={v}" for k, v in {**settings, "DAGSTER_HOME": str(dagster_home)}.items()]
+    dev = subprocess.Popen(
+        ["env", *assignments, str(Path(sys.executable).parent / "dagster"), "dev"]
+        + ["-w", str(REPO / "workspace.yaml"), "-h", "127.0.0.1", "-p", str(port)],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + startup_s
+        while True:  # the webserver answers once the code location has loaded
+            try:
+                graphql(port, "{ version }")
+                break
+            except (urllib.error.URLError, ConnectionError, OSError) as exc:
+                if time.monotonic() > deadline or dev.poll() is not None:
+                    raise TimeoutError(
+                        f"dagster dev did not answer on port {port} within {startup_s:.0f} s"
+                    ) from exc
+                time.sleep(0.5)
+        yield port
+    finally:
+        os.killpg(dev.pid, signal.SIGTERM)
+        try:
+            dev.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(dev.pid, signal.SIGKILL)
+            dev.wait(timeout=30)
