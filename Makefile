@@ -5,6 +5,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 export SREOPS_HOME ?= $(CURDIR)/.sreops
 export DAGSTER_HOME ?= $(SREOPS_HOME)/dagster
+# absolute, so they hold after `make demo` changes into DAGSTER_HOME
+override SREOPS_HOME := $(abspath $(SREOPS_HOME))
+override DAGSTER_HOME := $(abspath $(DAGSTER_HOME))
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 # torch's CPU build, pinned first so sentence-transformers does not pull a CUDA build.
@@ -29,9 +32,12 @@ demo: install $(DAGSTER_HOME)/dagster.yaml
 	@if [ ! -f "$(SREOPS_HOME)/demo/incidents.json" ]; then $(BIN)/sreops demo; \
 	  else echo "demo data already in $(SREOPS_HOME) (make demo-reset to start over)"; fi
 	@echo "Dagster UI: http://127.0.0.1:3000 (sensors ingest the demo files within seconds)"
-	@# the demo's config (partitions from its first day) unless SREOPS_CONFIG names another
-	SREOPS_CONFIG="$${SREOPS_CONFIG:-$$(test -f $(SREOPS_HOME)/demo/sreops.yaml && echo $(SREOPS_HOME)/demo/sreops.yaml)}" \
-	  $(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+	@# the demo's config (partitions from its first day) unless SREOPS_CONFIG names another, else
+	@# ./sreops.yaml. It runs from DAGSTER_HOME, so Dagster reads the instance settings copied there
+	@# and does not warn that the checkout's dagster.yaml is ignored.
+	cd $(DAGSTER_HOME) && SREOPS_CONFIG="$${SREOPS_CONFIG:-$$(for f in $(SREOPS_HOME)/demo/sreops.yaml \
+	  $(CURDIR)/sreops.yaml; do test -f $$f && echo $$f && break; done)}" \
+	  $(CURDIR)/$(BIN)/dagster dev -w $(CURDIR)/workspace.yaml -h 127.0.0.1 -p 3000
 
 demo-reset:
 	rm -rf $(SREOPS_HOME)

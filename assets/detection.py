@@ -10,7 +10,7 @@ import datetime as dt
 import dagster as dg
 import pandas as pd
 
-from assets.metadata import line_plot, png, preview
+from assets.metadata import bar_plot, line_plot, png, preview, timeline_plot
 from assets.partitions import hour_key, hourly_partitions
 from assets.resources import ConfigResource, WarehouseResource
 from sreops.config import Config
@@ -82,6 +82,14 @@ def detector_models(
             "too_short": report.too_short,
             "training_points": report.points,
             "models": preview(trained.dropna(), rows=20),
+            "plot": png(
+                bar_plot(
+                    *_counts(trained.dropna()["service"]),
+                    f"series trained now, by service ({report.reused} reused)",
+                    "models",
+                ),
+                "models per service",
+            ),
         }
     )
 
@@ -251,8 +259,17 @@ def alerts_asset(
             "resolved": totals.resolved,
             "withdrawn": totals.withdrawn,
             "incidents": preview(table, rows=20),
+            "plot": png(
+                timeline_plot(table, f"incidents {start:%Y-%m-%d %H:00}–{end:%H:00} UTC (red: firing)"),
+                "incident timeline",
+            ),
         }
     )
+
+
+def _counts(values: pd.Series) -> tuple[list[str], list[float]]:
+    counts = values.value_counts()
+    return [str(k) for k in counts.index], [float(v) for v in counts.to_numpy()]
 
 
 ASSETS = [detector_models, anomalies, alerts_asset]

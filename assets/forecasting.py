@@ -7,7 +7,7 @@ otherwise only re-advises, combining the latest fit with the hours observed sinc
 import dagster as dg
 import pandas as pd
 
-from assets.metadata import png, preview
+from assets.metadata import bar_plot, png, preview
 from assets.resources import ConfigResource, WarehouseResource
 from sreops.forecasting import run
 
@@ -38,6 +38,15 @@ def forecasts(
             "warm_started": int(accuracy["warm_started"].sum()) if not accuracy.empty else 0,
             "median_mase": float(mase.median()) if len(mase) else None,
             "accuracy": preview(accuracy, rows=50),
+            "plot": png(
+                bar_plot(
+                    [f"{r.service} {r.metric}" for r in accuracy.itertuples()] if not accuracy.empty else [],
+                    [float(m) for m in accuracy["mase"].fillna(0)] if not accuracy.empty else [],
+                    "holdout MASE by service (below 1 beats naive)",
+                    "MASE",
+                ),
+                "forecast accuracy",
+            ),
         }
     )
 

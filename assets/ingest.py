@@ -5,7 +5,7 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 
-from assets.metadata import preview
+from assets.metadata import bar_plot, png, preview
 from assets.partitions import hour_key, hourly_partitions
 from assets.resources import WarehouseResource
 from sreops import features
@@ -62,6 +62,15 @@ def metric_samples(context: dg.AssetExecutionContext, config: IngestConfig, ware
             "last_hour": str(hours[-1]) if hours else "",
             "features_built_inline": len(inline),
             "results": preview(table, rows=50),
+            "plot": png(
+                bar_plot(
+                    [f"{r.path.name} ({r.status})" for r in results],
+                    [r.rows for r in results],
+                    f"rows per file, {len(results)} file(s)",
+                    "rows",
+                ),
+                "rows per file",
+            ),
         }
     )
     _build_features(context, warehouse.path, inline)

@@ -5,7 +5,7 @@ import datetime as dt
 import dagster as dg
 import pandas as pd
 
-from assets.metadata import line_plot, png, preview
+from assets.metadata import bar_plot, line_plot, png, preview
 from assets.partitions import hourly_partitions
 from assets.resources import ConfigResource, WarehouseResource
 from sreops.logs import run
@@ -43,6 +43,15 @@ def log_lines(
             "first_hour": str(hours[0]) if hours else "",
             "last_hour": str(hours[-1]) if hours else "",
             "files_read": preview(table, rows=30),
+            "plot": png(
+                bar_plot(
+                    [r.service for r in result.files],
+                    [r.records for r in result.files],
+                    f"records read per service, {result.rows} in all",
+                    "records",
+                ),
+                "records per service",
+            ),  # fmt: skip
         }
     )
 
@@ -73,6 +82,15 @@ def log_clusters(
             "hours_marked": len(clustered.hours),
             "services": preview(table, rows=30),
             "largest_clusters": preview(top[["service", "size", "max_level", "template"]], rows=15),
+            "plot": png(
+                bar_plot(
+                    [f"{r.service}: {r.template}" for r in top.itertuples()],
+                    list(top["size"]),
+                    "largest clusters (lines)",
+                    "lines",
+                ),
+                "largest clusters",
+            ),  # fmt: skip
         }
     )
 

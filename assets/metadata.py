@@ -35,3 +35,55 @@ def line_plot(frame: pd.DataFrame, x: str, y: str, by: str, title: str, max_line
     fig.autofmt_xdate()
     fig.tight_layout()
     return figures.to_png(fig)
+
+
+def bar_plot(labels: list[str], values: list[float], title: str, xlabel: str, max_bars: int = 12) -> bytes:
+    """Horizontal bars, largest first (the first `max_bars`; a repeated label's values are summed).
+
+    Says so when there is nothing to show.
+    """
+    plt = figures.pyplot()
+
+    totals: dict[str, float] = {}
+    for label, value in zip(labels, values, strict=True):
+        totals[label] = totals.get(label, 0.0) + float(value)
+    pairs = sorted(totals.items(), key=lambda p: -p[1])[:max_bars]
+    fig, ax = plt.subplots(figsize=(6, 0.6 + 0.28 * max(len(pairs), 2)), dpi=80)
+    if pairs:
+        names = [_short(str(name)) for name, _ in pairs][::-1]
+        ax.barh(names, [v for _, v in pairs][::-1], color="#4c72b0")
+        ax.set_xlabel(xlabel, fontsize=7)
+    else:
+        ax.text(0.5, 0.5, "nothing in this run", ha="center", va="center", fontsize=9)
+        ax.set_axis_off()
+    ax.set_title(title, fontsize=9)
+    ax.tick_params(labelsize=7)
+    fig.tight_layout()
+    return figures.to_png(fig)
+
+
+def timeline_plot(incidents: pd.DataFrame, title: str) -> bytes:
+    """One bar per incident from its first to last minute, a row per service, red while firing."""
+    plt = figures.pyplot()
+
+    services = list(dict.fromkeys(incidents["service"])) if len(incidents) else []
+    fig, ax = plt.subplots(figsize=(6, 0.8 + 0.3 * max(len(services), 2)), dpi=80)
+    if services:
+        for row in incidents.itertuples(index=False):
+            start = pd.Timestamp(row.first_minute)
+            width = pd.Timestamp(row.last_minute) + pd.Timedelta(minutes=1) - start
+            color = "#c44e52" if row.status == "firing" else "#8c8c8c"
+            ax.barh(services.index(row.service), width, left=start, color=color, height=0.6)
+        ax.set_yticks(range(len(services)), [_short(s) for s in services])
+        fig.autofmt_xdate()
+    else:
+        ax.text(0.5, 0.5, "no incidents in this window", ha="center", va="center", fontsize=9)
+        ax.set_axis_off()
+    ax.set_title(title, fontsize=9)
+    ax.tick_params(labelsize=7)
+    fig.tight_layout()
+    return figures.to_png(fig)
+
+
+def _short(text: str, limit: int = 40) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"

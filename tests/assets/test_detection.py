@@ -128,6 +128,7 @@ def test_detector_models_trains_every_series_and_the_schedule_targets_it(warehou
     )
     meta = result.asset_materializations_for_node("detector_models")[0].metadata
     assert meta["trained"].value + meta["reused"].value == 4
+    assert meta["plot"].value.startswith("![models per service](data:image/png;base64,")
     context = dg.build_schedule_context(scheduled_execution_time=dt.datetime(2026, 11, 19, 0, 10))
     request = daily_detector_training(context)
     assert request.run_key == "detector-models-2026-11-19"
@@ -166,6 +167,7 @@ def test_an_incident_in_the_hour_in_progress_fires_and_resolves_only_once_quiet_
     assert alerts == [("firing", None, 1)]  # not "[RESOLVED]": the minutes after the spike are unknown
     meta = result.asset_materializations_for_node("alerts")[0].metadata
     assert meta["open_incidents"].value == 1 and "checkout" in meta["open_incidents_now"].value
+    assert meta["plot"].value.startswith("![incident timeline](data:image/png;base64,")
     write_features_after(warehouse_path, SPIKE + dt.timedelta(minutes=6))
     result = run([anomalies, alerts_asset], warehouse_path, partition_key="2026-11-18-10:00")
     assert result.success

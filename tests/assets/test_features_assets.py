@@ -41,6 +41,7 @@ def test_ingest_then_features_for_a_partition_with_passing_checks(warehouse_path
     assert result.success
     meta = result.asset_materializations_for_node("metric_samples")[0].metadata
     assert meta["rows"].value == 1440 and meta["quarantined"].value == 0 and meta["hours_touched"].value == 2
+    assert meta["plot"].value.startswith("![rows per file](data:image/png;base64,")
 
     result = run([metric_features_1m], warehouse_path, partition_key="2026-11-20-10:00")
     assert result.success

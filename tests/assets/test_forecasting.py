@@ -52,6 +52,7 @@ def test_forecasts_then_recommendations_with_metadata_a_person_can_read(live_war
     meta = result.asset_materializations_for_node("forecasts")[0].metadata
     assert meta["fitted"].value == 2 and meta["skipped"].value == 0
     assert "api" in meta["accuracy"].value
+    assert meta["plot"].value.startswith("![forecast accuracy](data:image/png;base64,")
     meta = result.asset_materializations_for_node("scaling_recommendations")[0].metadata
     assert meta["rows"].value == 48 and meta["services"].value == 2
     assert meta["plot"].value.startswith("![api forecast](data:image/png;base64,")

@@ -56,9 +56,11 @@ def test_lines_then_clusters_then_an_hour_of_counts(no_model, warehouse_path: Pa
     assert result.success
     lines_meta = result.asset_materializations_for_node("log_lines")[0].metadata
     assert lines_meta["rows"].value == 41 and lines_meta["services"].value == "api, db"
+    assert lines_meta["plot"].value.startswith("![records per service](data:image/png;base64,")
     clusters_meta = result.asset_materializations_for_node("log_clusters")[0].metadata
     assert clusters_meta["lines"].value == 41 and clusters_meta["new_clusters"].value == 3
     assert "GET <*> took <*>" in clusters_meta["largest_clusters"].value
+    assert clusters_meta["plot"].value.startswith("![largest clusters](data:image/png;base64,")
 
     result = run([log_cluster_counts_1m], warehouse_path, partition_key="2026-11-20-13:00")
     assert result.success
