@@ -98,8 +98,9 @@ def postgres_server(
         deadline = time.monotonic() + startup_s
         while True:
             created = subprocess.run(
-                _as_server_user([str(bin_dir / "createdb"), "-h", "127.0.0.1", "-p", str(port),
-                                 "-U", user, database]),  # fmt: skip
+                _as_server_user(
+                    [str(bin_dir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", user, database]
+                ),  # fmt: skip
                 capture_output=True,
                 text=True,
             )
