@@ -267,6 +267,59 @@ def alerts_asset(
     )
 
 
+def detect_live(warehouse_path: str, cfg: Config, hours: list[dt.datetime]) -> list[dg.AssetMaterialization]:
+    """Score `hours` and update their incidents in the run that just built their features.
+
+    What the `anomalies` and `alerts` runs the automation sensor would launch next do, without
+    their tick and launch; returned as those assets' materializations, for the caller to log after
+    the features' own (so the automation sensor sees the scores as newer than the features and
+    requests nothing more).
+    """
+    settings, policy = versions.current(warehouse_path, cfg)
+    store = FileModelStore()
+    found: list[dg.AssetMaterialization] = []
+    for hour in hours:
+        end = hour + dt.timedelta(hours=1)
+        events = _events(warehouse_path, hour, end, run.events_lookback(settings), cfg)
+        scored = run.score_hour(warehouse_path, hour, settings, policy, store, events)
+        incidents, report = run.update_incidents(
+            warehouse_path, hour, end, settings.version, policy, partition=hour_key(hour)
+        )
+        live = "scored in the ingest run that brought its samples"
+        found.append(
+            dg.AssetMaterialization(
+                asset_key=anomalies.key,
+                partition=hour_key(hour),
+                description=live,
+                metadata={"version": settings.version, "rows": scored.rows, "series": scored.series},
+            )
+        )
+        found.append(
+            dg.AssetMaterialization(
+                asset_key=alerts_asset.key,
+                partition=hour_key(hour),
+                description=live,
+                metadata={
+                    "version": settings.version,
+                    "incidents_in_window": len(incidents),
+                    "opened": report.opened,
+                    "escalated": report.escalated,
+                    "resolved": report.resolved,
+                    "withdrawn": report.withdrawn,
+                },
+            )
+        )
+        if scored.trained:
+            found.append(
+                dg.AssetMaterialization(
+                    asset_key=detector_models.key,
+                    description=f"models trained on demand for {hour_key(hour)}",
+                    metadata={"version": settings.version, "trained": scored.trained},
+                )
+            )
+    return found
+
+
 def _counts(values: pd.Series) -> tuple[list[str], list[float]]:
     counts = values.value_counts()
     return [str(k) for k in counts.index], [float(v) for v in counts.to_numpy()]

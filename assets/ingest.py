@@ -5,17 +5,19 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 
+from assets.detection import detect_live
 from assets.metadata import bar_plot, png, preview
 from assets.partitions import hour_key, hourly_partitions
-from assets.resources import WarehouseResource
+from assets.resources import ConfigResource, WarehouseResource
 from sreops import features
 from sreops.ingest import landing as metric_landing
 from sreops.ingest import run as ingest_run
 
 # A batch that touched at most this many hours (live data: the hour in progress, maybe the one
-# before) gets its features built in the same run, saving a sensor tick and a run launch on the
-# way to an alert; a larger batch (late data, history) is rebuilt by the features runs the
-# landing sensor requests, exactly as before.
+# before) gets its features built, scored and its incidents updated in the same run, saving two
+# sensor ticks and two run launches on the way to an alert; a larger batch (late data, history)
+# is rebuilt by the features runs the landing sensor requests and the anomalies and alerts runs
+# the automation sensor requests after them, exactly as before.
 INLINE_FEATURE_HOURS = 2
 
 
@@ -26,7 +28,12 @@ class IngestConfig(dg.Config):
 
 
 @dg.asset(group_name="metrics", pool="warehouse", kinds={"duckdb"})
-def metric_samples(context: dg.AssetExecutionContext, config: IngestConfig, warehouse: WarehouseResource):
+def metric_samples(
+    context: dg.AssetExecutionContext,
+    config: IngestConfig,
+    warehouse: WarehouseResource,
+    sreops_config: ConfigResource,
+):
     """Raw samples from landing files; malformed files are quarantined with the reason."""
     targets = [Path(f) for f in config.files] if config.files else metric_landing.discover()
     present = [p for p in targets if p.exists()]
@@ -73,7 +80,7 @@ def metric_samples(context: dg.AssetExecutionContext, config: IngestConfig, ware
             ),
         }
     )
-    _build_features(context, warehouse.path, inline)
+    _live_chain(context, warehouse.path, sreops_config, inline)
 
 
 def _inline_hours(hours: list) -> list:
@@ -84,11 +91,19 @@ def _inline_hours(hours: list) -> list:
     return hours
 
 
-def _build_features(context: dg.AssetExecutionContext, warehouse_path: str, hours: list) -> None:
-    """Build the features of `hours`, each reported as a materialization of its partition."""
+def _live_chain(
+    context: dg.AssetExecutionContext, warehouse_path: str, sreops_config: ConfigResource, hours: list
+) -> None:
+    """Build the features of `hours`, score them and update their incidents.
+
+    Each step is reported as a materialization of its asset's partition: the features first, then
+    the scores and incidents, all logged once the work is done, so that the automation sensor
+    never sees the features without the scores after them.
+    """
+    built = []
     for hour in hours:
         build = features.build_hour(warehouse_path, hour)
-        context.log_event(
+        built.append(
             dg.AssetMaterialization(
                 asset_key="metric_features_1m",
                 partition=hour_key(hour),
@@ -96,6 +111,9 @@ def _build_features(context: dg.AssetExecutionContext, warehouse_path: str, hour
                 metadata={"rows": build.rows, "samples": build.samples, "series": build.series},
             )
         )
+    detected = detect_live(warehouse_path, sreops_config.load(), hours) if hours else []
+    for event in built + detected:
+        context.log_event(event)
 
 
 ASSETS = [metric_samples]

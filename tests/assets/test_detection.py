@@ -191,3 +191,50 @@ def write_features_after(path: Path, after: dt.datetime) -> None:
         con.register("rows", rows)
         con.execute("INSERT INTO metric_features_1m (minute, service, metric, n, mean) SELECT * FROM rows")
         con.unregister("rows")
+
+
+def test_a_live_file_is_scored_and_alerted_in_its_ingest_run_and_nothing_is_requested_after(
+    warehouse_path: Path,
+) -> None:
+    """The real-time path: one ingest run builds the hour's features, scores them, opens the incident."""
+    from assets.features import metric_features_1m
+    from assets.ingest import metric_samples
+    from sreops import paths
+
+    hour = SPIKE.replace(minute=0)
+    write_features(warehouse_path)
+    with warehouse.connect(warehouse_path) as con:
+        live = con.execute(
+            "SELECT minute AS timestamp, service, metric, mean AS value FROM metric_features_1m"
+            " WHERE minute >= ? AND minute <= ? ORDER BY minute",
+            [hour, SPIKE + dt.timedelta(minutes=6)],
+        ).df()
+    with warehouse.transaction(warehouse_path) as con:
+        con.execute("DELETE FROM metric_features_1m WHERE minute >= ?", [hour])
+    paths.landing_metrics().mkdir(parents=True, exist_ok=True)
+    live.to_csv(paths.landing_metrics() / "live.csv", index=False)
+
+    instance = dg.DagsterInstance.ephemeral()
+    resources = {
+        "warehouse": WarehouseResource(location=str(warehouse_path)),
+        "sreops_config": ConfigResource(),
+    }
+    defs = dg.Definitions(
+        assets=[metric_samples, metric_features_1m, anomalies, alerts_asset], resources=resources
+    )
+    first = dg.evaluate_automation_conditions(defs=defs, instance=instance)
+    result = dg.materialize([metric_samples], instance=instance, resources=resources)
+    assert result.success
+    reported = {
+        (e.event_specific_data.materialization.asset_key.to_user_string(), e.partition)
+        for e in result.get_asset_materialization_events()
+    }
+    assert {("metric_features_1m", "2026-11-18-10:00"), ("anomalies", "2026-11-18-10:00"),
+            ("alerts", "2026-11-18-10:00")} <= reported  # fmt: skip
+    with warehouse.connect(warehouse_path) as con:
+        alerts = con.execute("SELECT fingerprint, status FROM alerts").fetchall()
+    assert alerts == [("anomaly:checkout", "firing")]
+    # the scores are newer than the features: the automation sensor has nothing left to run
+    after = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=first.cursor)
+    assert after.get_requested_partitions(anomalies.key) == set()
+    assert after.get_requested_partitions(alerts_asset.key) == set()

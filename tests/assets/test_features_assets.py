@@ -8,7 +8,7 @@ import pandas as pd
 
 from assets.features import metric_features_1m
 from assets.ingest import metric_samples
-from assets.resources import WarehouseResource
+from assets.resources import ConfigResource, WarehouseResource
 from sensors.rebuilds import rebuild_requests
 from sreops import marks, paths, warehouse
 
@@ -31,7 +31,12 @@ def land(name: str) -> Path:
 
 def run(selection, warehouse_path: Path, **kwargs) -> dg.ExecuteInProcessResult:
     return dg.materialize(
-        selection, resources={"warehouse": WarehouseResource(location=str(warehouse_path))}, **kwargs
+        selection,
+        resources={
+            "warehouse": WarehouseResource(location=str(warehouse_path)),
+            "sreops_config": ConfigResource(),
+        },
+        **kwargs,
     )
 
 
