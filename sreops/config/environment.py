@@ -75,3 +75,39 @@ def keep_model_hubs_offline() -> None:
     """
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+def secret(name: str, environ: Mapping[str, str] | None = None) -> str | None:
+    """The value of the environment variable `name` that a config setting names for a secret, if set.
+
+    The config file holds only the variable's name (e.g. `sources.prometheus.auth_secret_env`),
+    so the secret itself never sits in a file or in the config objects.
+    """
+    env = os.environ if environ is None else environ
+    return env.get(name) or None
+
+
+def warehouse_setting() -> str | None:
+    """`$SREOPS_WAREHOUSE`: the warehouse, a DuckDB file path or a DuckLake `ducklake:postgres:…` location."""
+    return os.environ.get("SREOPS_WAREHOUSE") or None
+
+
+def warehouse_data_path() -> str | None:
+    """`$SREOPS_WAREHOUSE_DATA`: where a new DuckLake warehouse keeps its Parquet files (a shared path)."""
+    return os.environ.get("SREOPS_WAREHOUSE_DATA") or None
+
+
+def run_executor_name() -> str:
+    """Which Dagster executor runs use (`SREOPS_EXECUTOR`): `in_process` (default), `multiprocess` or `celery`."""
+    value = (os.environ.get("SREOPS_EXECUTOR") or "in_process").strip().lower().replace("-", "_")
+    if value not in ("in_process", "multiprocess", "celery"):
+        raise ValueError(
+            f"SREOPS_EXECUTOR={value!r} is not an executor: use in_process, multiprocess or celery"
+        )
+    return value
+
+
+def duckdb_threads() -> int | None:
+    """DuckDB's worker threads per connection for this host (`SREOPS_DUCKDB_THREADS`), if set."""
+    value = os.environ.get("SREOPS_DUCKDB_THREADS")
+    return int(value) if value else None

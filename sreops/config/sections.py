@@ -27,6 +27,8 @@ from sreops.config.bounds import (
     partition_day,
 )
 from sreops.config.patterns import check_log_pattern
+from sreops.config.prometheus import PrometheusConfig
+from sreops.config.prometheus import PrometheusQuery as PrometheusQuery
 from sreops.severity import Severity
 from sreops.timeutil import naive_utc
 
@@ -38,20 +40,6 @@ class PartitionsConfig(Section):
         default=None,
         description="First day of hourly partitions (UTC). Default: the first day of the previous month.",
     )
-
-
-class PrometheusQuery(Section):
-    """One PromQL query whose series become metric samples."""
-
-    query: str
-    metric: str = Field(description="Metric name the samples are stored under.")
-    service_label: str = "service"
-
-
-class PrometheusConfig(Section):
-    url: str | None = None
-    step_seconds: int = Field(default=15, ge=1, le=3600)
-    queries: list[PrometheusQuery] = Field(default_factory=list)
 
 
 class SourcesConfig(Section):

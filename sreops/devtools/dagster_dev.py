@@ -45,22 +45,75 @@ def graphql(port: int, query: str, variables: Mapping[str, Any] | None = None) -
     return body["data"]
 
 
+LAUNCH_BACKFILL = """
+mutation Launch($params: LaunchBackfillParams!) {
+  launchPartitionBackfill(backfillParams: $params) {
+    __typename
+    ... on LaunchBackfillSuccess { backfillId }
+    ... on PythonError { message }
+    ... on InvalidSubsetError { message }
+    ... on UnauthorizedError { message }
+  }
+}
+"""
+BACKFILL_STATUS = """
+query Status($id: String!) {
+  partitionBackfillOrError(backfillId: $id) {
+    __typename
+    ... on PartitionBackfill { status numPartitions }
+    ... on PythonError { message }
+  }
+}
+"""
+BACKFILL_DONE = ("COMPLETED", "COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED")
+
+
+def launch_backfill(port: int, assets: list[str], partition_keys: list[str]) -> str:
+    """Launch a backfill of `assets` over `partition_keys` as the UI does; its backfill id."""
+    params = {"assetSelection": [{"path": [a]} for a in assets], "partitionNames": partition_keys}
+    launched = graphql(port, LAUNCH_BACKFILL, {"params": params})["launchPartitionBackfill"]
+    if launched["__typename"] != "LaunchBackfillSuccess":
+        raise RuntimeError(f"launchPartitionBackfill failed: {launched}")
+    return launched["backfillId"]
+
+
+def wait_for_backfill(port: int, backfill_id: str, timeout_s: float = 600.0) -> dict[str, Any]:
+    """The backfill's `status` and `numPartitions` once it is done; TimeoutError after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        backfill = graphql(port, BACKFILL_STATUS, {"id": backfill_id})["partitionBackfillOrError"]
+        if backfill.get("status") in BACKFILL_DONE:
+            return backfill
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"backfill {backfill_id} not done within {timeout_s:.0f} s: {backfill}")
+        time.sleep(1.0)
+
+
 @contextlib.contextmanager
-def dagster_dev(dagster_home: Path, settings: Mapping[str, str], startup_s: float = 240.0) -> Iterator[int]:
+def dagster_dev(
+    dagster_home: Path,
+    settings: Mapping[str, str],
+    startup_s: float = 240.0,
+    instance_yaml: Path | None = None,
+    log_path: Path | None = None,
+) -> Iterator[int]:
     """`dagster dev` (webserver and daemon) with the checkout's workspace, answering GraphQL; its port.
 
-    `dagster_home` gets the checkout's `dagster.yaml`; `settings` are added to the environment.
+    `dagster_home` gets `instance_yaml` as its `dagster.yaml` (default: the checkout's, SQLite
+    storage; e.g. `deploy/dagster.postgres.yaml` for PostgreSQL); `settings` are added to the
+    environment. `log_path`, if given, receives the webserver's and daemon's output.
     """
     dagster_home.mkdir(parents=True, exist_ok=True)
-    shutil.copy(REPO / "dagster.yaml", dagster_home / "dagster.yaml")
+    shutil.copy(instance_yaml or REPO / "dagster.yaml", dagster_home / "dagster.yaml")
+    log = log_path.open("ab") if log_path is not None else None
     port = free_port()
     assignments = [f"{k}={v}" for k, v in {**settings, "DAGSTER_HOME": str(dagster_home)}.items()]
     dev = subprocess.Popen(
         ["env", *assignments, str(Path(sys.executable).parent / "dagster"), "dev"]
         + ["-w", str(REPO / "workspace.yaml"), "-h", "127.0.0.1", "-p", str(port)],
         cwd=REPO,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=log or subprocess.DEVNULL,
+        stderr=subprocess.STDOUT if log else subprocess.DEVNULL,
         start_new_session=True,
     )
     try:
@@ -77,9 +130,12 @@ def dagster_dev(dagster_home: Path, settings: Mapping[str, str], startup_s: floa
                 time.sleep(0.5)
         yield port
     finally:
-        os.killpg(dev.pid, signal.SIGTERM)
+        with contextlib.suppress(ProcessLookupError):  # it may have exited already (a failed start)
+            os.killpg(dev.pid, signal.SIGTERM)
         try:
             dev.wait(timeout=60)
         except subprocess.TimeoutExpired:
             os.killpg(dev.pid, signal.SIGKILL)
             dev.wait(timeout=30)
+        if log is not None:
+            log.close()

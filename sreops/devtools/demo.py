@@ -5,6 +5,10 @@ deploys shift levels for good; and incidents of several kinds are injected: a sp
 shift, a slow memory leak, an error burst and a latency degradation. `sreops demo` writes the
 samples as landing files (one per day, in each supported format) and the ground truth as
 `$SREOPS_HOME/demo/incidents.json`, so detection can be scored against it.
+
+An optional live source beside the file fleet: the host's own CPU and memory, from node exporter
+through Prometheus (`node_exporter_source`; `python -m sreops.devtools.prometheus_server` starts
+both on loopback and prints the config section; docs/prometheus.md).
 """
 
 from __future__ import annotations
@@ -33,6 +37,31 @@ SERVICES = {
     "catalog": (600.0, 60.0, 40.0, 5),
     "auth": (1200.0, 35.0, 35.0, 6),
 }
+
+
+# Range functions over a minute, so a Prometheus outage leaves a gap, never a repeated value.
+NODE_EXPORTER_QUERIES = (
+    {
+        "query": '100 * (1 - avg by (instance) (rate(node_cpu_seconds_total{mode="idle"}[1m])))',
+        "metric": "cpu_utilization",
+        "service": "node-{instance}",
+    },
+    {
+        "query": "100 * (1 - avg_over_time(node_memory_MemAvailable_bytes[1m])"
+        " / avg_over_time(node_memory_MemTotal_bytes[1m]))",
+        "metric": "memory_utilization",
+        "service": "node-{instance}",
+    },
+)
+
+
+def node_exporter_source(prometheus_url: str, step_seconds: int = 15) -> dict:
+    """The `sources.prometheus` section that reads node exporter's CPU and memory (percent) as `node-<instance>`."""
+    return {
+        "url": prometheus_url,
+        "step_seconds": step_seconds,
+        "queries": [dict(q) for q in NODE_EXPORTER_QUERIES],
+    }
 
 
 @dataclass
