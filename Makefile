@@ -34,10 +34,18 @@ demo: install $(DAGSTER_HOME)/dagster.yaml
 	@echo "Dagster UI: http://127.0.0.1:3000 (sensors ingest the demo files within seconds)"
 	@# the demo's config (partitions from its first day) unless SREOPS_CONFIG names another, else
 	@# ./sreops.yaml. It runs from DAGSTER_HOME, so Dagster reads the instance settings copied there
-	@# and does not warn that the checkout's dagster.yaml is ignored.
-	cd $(DAGSTER_HOME) && SREOPS_CONFIG="$${SREOPS_CONFIG:-$$(for f in $(SREOPS_HOME)/demo/sreops.yaml \
-	  $(CURDIR)/sreops.yaml; do test -f $$f && echo $$f && break; done)}" \
-	  $(CURDIR)/$(BIN)/dagster dev -w $(CURDIR)/workspace.yaml -h 127.0.0.1 -p 3000
+	@# and does not warn that the checkout's dagster.yaml is ignored. With Debian's prometheus and
+	@# prometheus-node-exporter installed, this machine's CPU and memory join the demo as a live
+	@# Prometheus source (stopped when Dagster stops).
+	@cd $(DAGSTER_HOME) && CONFIG="$${SREOPS_CONFIG:-$$(for f in $(SREOPS_HOME)/demo/sreops.yaml \
+	  $(CURDIR)/sreops.yaml; do test -f $$f && echo $$f && break; done)}"; \
+	if [ -z "$${SREOPS_CONFIG:-}" ] && [ "$$CONFIG" = "$(SREOPS_HOME)/demo/sreops.yaml" ] \
+	  && command -v prometheus >/dev/null && command -v prometheus-node-exporter >/dev/null; then \
+	  $(CURDIR)/$(BIN)/python -m sreops.devtools.prometheus_server $(SREOPS_HOME)/prometheus \
+	    --write-config "$$CONFIG" > $(SREOPS_HOME)/prometheus.log 2>&1 & PROMETHEUS=$$!; \
+	  trap 'kill $$PROMETHEUS 2>/dev/null' EXIT; \
+	  echo "live source: Prometheus scraping node exporter (log: $(SREOPS_HOME)/prometheus.log)"; fi; \
+	SREOPS_CONFIG="$$CONFIG" $(CURDIR)/$(BIN)/dagster dev -w $(CURDIR)/workspace.yaml -h 127.0.0.1 -p 3000
 
 demo-reset:
 	rm -rf $(SREOPS_HOME)

@@ -232,6 +232,26 @@ def prometheus_server(
         server.stop()
 
 
+def write_source(config_file: Path, source: dict) -> None:
+    """Set `sources.prometheus` in a YAML config file to `source`, keeping its other settings.
+
+    Written to a temporary name and renamed, so a reader never sees half a file.
+    """
+    import yaml
+
+    data = yaml.safe_load(config_file.read_text()) if config_file.exists() else None
+    data = data if isinstance(data, dict) else {}
+    sources = data.get("sources") if isinstance(data.get("sources"), dict) else {}
+    data["sources"] = {**sources, "prometheus": source}
+    partial = config_file.with_name(f".{config_file.name}.part")
+    config_file.parent.mkdir(parents=True, exist_ok=True)
+    partial.write_text(
+        "# sources.prometheus: set by `python -m sreops.devtools.prometheus_server --write-config`\n"
+        + yaml.safe_dump(data, sort_keys=False)
+    )
+    partial.replace(config_file)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """`python -m sreops.devtools.prometheus_server [FOLDER]`: node exporter and Prometheus for the demo.
 
@@ -250,7 +270,17 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--port", type=int, default=0, help="Prometheus port on 127.0.0.1 (default: a free one)"
     )
+    parser.add_argument(
+        "--write-config",
+        type=Path,
+        help="also set sources.prometheus in this config file (what `make demo` does with the demo's)",
+    )
     args = parser.parse_args(argv)
+
+    def stop(_signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt  # so both servers are stopped on the way out, as on Ctrl-C
+
+    signal.signal(signal.SIGTERM, stop)  # `make demo` stops it with a TERM when Dagster exits
     if reason := missing():
         raise SystemExit(reason)
     with (
@@ -260,6 +290,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         ) as server,
     ):
         section = {"sources": {"prometheus": node_exporter_source(server.url)}}
+        if args.write_config:
+            write_source(args.write_config, section["sources"]["prometheus"])
+            print(f"wrote sources.prometheus into {args.write_config}")
         print(f"Prometheus {server.url} scrapes node exporter {node.target}; add to sreops.yaml:\n")
         print(yaml.safe_dump(section, sort_keys=False))
         print("Ctrl-C stops both.")

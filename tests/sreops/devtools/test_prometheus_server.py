@@ -62,3 +62,16 @@ def test_the_node_exporter_demo_source_reads_cpu_and_memory_percent(tmp_path: Pa
     assert set(frame["metric"]) == {"cpu_utilization", "memory_utilization"}
     assert set(frame["service"]) == {f"node-{node.target}"}
     assert frame["value"].between(0, 100).all() and result.skipped_series == 0
+
+
+def test_write_config_sets_the_prometheus_source_and_keeps_the_rest(tmp_path: Path) -> None:
+    target = tmp_path / "sreops.yaml"
+    target.write_text("partitions:\n  start: 2026-11-01\nsources:\n  landing_dir: /data/landing\n")
+    source = demo.node_exporter_source("http://127.0.0.1:9999")
+    prometheus_server.write_source(target, source)
+    prometheus_server.write_source(target, demo.node_exporter_source("http://127.0.0.1:9998"))  # a rerun
+    loaded = config.load(target)
+    assert loaded.partitions.start is not None and str(loaded.sources.landing_dir) == "/data/landing"
+    assert loaded.sources.prometheus.url == "http://127.0.0.1:9998"
+    assert [q.metric for q in loaded.sources.prometheus.queries] == ["cpu_utilization", "memory_utilization"]
+    assert [p.name for p in tmp_path.iterdir()] == ["sreops.yaml"]  # no partial file left behind
