@@ -44,8 +44,12 @@ def series_rows(
     hour: dt.datetime,
     events: list[Event],
     now: dt.datetime,
-) -> pd.DataFrame:
-    """The series-minute rows of `hour` for one series (`part`: its minutes read for the hour)."""
+) -> dict[str, np.ndarray]:
+    """The series-minute rows of `hour` for one series (`part`: its minutes read for the hour), as columns.
+
+    Columns, not a frame: a frame per series costs more than scoring its hour; `frame_of` joins
+    every series' columns into one frame at the end.
+    """
     minutes = part["minute"].to_numpy(dtype="datetime64[ns]")
     times = seconds(minutes)
     values = part["value"].to_numpy(dtype=float)
@@ -75,27 +79,33 @@ def series_rows(
         explanation[offset] = json.dumps(
             [explain.series_entry(metric, values[start + offset], low[offset], high[offset], score[offset])]
         )
-    tags = event_tags(minutes[start:], service, events)
-    return pd.DataFrame(
-        {
-            "minute": part["minute"].to_numpy()[start:],
-            "service": service,
-            "metric": metric,
-            "detector": scorer,
-            "version": settings.version,
-            "score": np.round(score, 4),
-            "is_anomaly": score >= policy.threshold,
-            "severity": calibration.severities(score),
-            "value": values[start:],
-            "expected_low": low,
-            "expected_high": high,
-            "novelty": np.round(magnitude, 6),
-            "explanation": explanation,
-            "event": tags,
-            "model_id": model_ids,
-            "scored_at": now,
-        }
-    )
+    tags = np.array(event_tags(minutes[start:], service, events), dtype=object)
+    count = n - start
+    return {
+        "minute": part["minute"].to_numpy()[start:],
+        "service": np.full(count, service, dtype=object),
+        "metric": np.full(count, metric, dtype=object),
+        "detector": np.asarray(scorer, dtype=object),
+        "version": np.full(count, settings.version, dtype=object),
+        "score": np.round(score, 4),
+        "is_anomaly": score >= policy.threshold,
+        "severity": np.asarray(calibration.severities(score), dtype=object),
+        "value": values[start:],
+        "expected_low": low,
+        "expected_high": high,
+        "novelty": np.round(magnitude, 6),
+        "explanation": explanation,
+        "event": tags,
+        "model_id": model_ids,
+        "scored_at": np.full(count, np.datetime64(now, "us")),
+    }
+
+
+def frame_of(parts: list[dict[str, np.ndarray]], columns: tuple[str, ...]) -> pd.DataFrame:
+    """One frame of every series' row columns (`series_rows`), in `columns` order; empty when none."""
+    if not parts:
+        return pd.DataFrame(columns=list(columns))
+    return pd.DataFrame({name: np.concatenate([p[name] for p in parts]) for name in columns})
 
 
 def service_rows(

@@ -30,7 +30,7 @@ from sreops.detection.artifacts import FileModelStore, MemoryModelStore, ModelKe
 from sreops.detection.events import Event
 from sreops.detection.incidents import Incident, ReconcileReport, calm_start, find_incidents, reconcile
 from sreops.detection.models import fit_series_model
-from sreops.detection.rows import keep_mask, seconds, series_rows, service_rows
+from sreops.detection.rows import frame_of, keep_mask, seconds, series_rows, service_rows
 from sreops.detection.settings import AlarmPolicy, DetectorSettings
 from sreops.detection.store import ANOMALY_COLUMNS, SeriesState
 from sreops.detection.streaming import StreamingDetector, grid_fit_times, model_time
@@ -287,7 +287,7 @@ def score_hour(
             model_provider=provider,
         )
         parts.append(series_rows(detector, settings, policy, service, metric, part, hour, events, now))
-    rows = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=list(ANOMALY_COLUMNS))
+    rows = frame_of(parts, ANOMALY_COLUMNS)
     services = service_rows(rows, policy, settings.version, now)
     frame = pd.concat([rows, services], ignore_index=True) if len(services) else rows
     with warehouse.transaction(warehouse_path) as con:

@@ -15,6 +15,7 @@ noise or meeting its daily cycle before it has seen one. The retraining grid sta
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from dataclasses import asdict, dataclass, fields, replace
@@ -122,9 +123,12 @@ class DetectorSettings:
             raise SettingsError(f"unknown detector settings {sorted(unknown)}; known: {sorted(known)}")
         return cls(**raw)
 
-    @property
+    @functools.cached_property
     def version(self) -> str:
-        """`<member>-<8 hex>`: the name under which this configuration's scores and models are kept."""
+        """`<member>-<8 hex>`: the name under which this configuration's scores and models are kept.
+
+        Computed once per settings object (they are frozen): scoring asks for it per row block.
+        """
         digest = hashlib.sha1(self.to_json().encode()).hexdigest()[:8]
         return f"{self.member.replace('+', '_')}-{digest}"
 
