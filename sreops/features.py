@@ -165,9 +165,11 @@ def insert_features(con: duckdb.DuckDBPyConnection, frame: pd.DataFrame | pa.Tab
 
 
 def build_hour(warehouse_path: str | Path | None, hour: dt.datetime) -> HourBuild:
-    """Rebuild the features of one hour atomically; returns the counts written."""
-    with warehouse.transaction(warehouse_path) as con:
-        return write_hour(con, hour)
+    """Rebuild the features of one hour atomically; returns the counts written.
+
+    On DuckLake a build that conflicts with another writer's commit runs again (`warehouse.transact`).
+    """
+    return warehouse.transact(lambda con: write_hour(con, hour), warehouse_path)
 
 
 def build_range(warehouse_path: str | Path | None, start: dt.datetime, end: dt.datetime) -> list[HourBuild]:

@@ -9,6 +9,7 @@ DuckDB's raw error. A lock held by another process is never damage (`is_lock_err
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import duckdb
@@ -169,11 +170,21 @@ def _reads_whole(con: duckdb.DuckDBPyConnection) -> bool:
 
 
 def path_of(con: duckdb.DuckDBPyConnection) -> str:
-    """The file the connection has open, for messages."""
+    """The file (or DuckLake catalog, its password hidden) the connection has open, for messages."""
     row = con.execute(
-        "SELECT path FROM duckdb_databases() WHERE database_name = current_database()"
+        "SELECT path, type FROM duckdb_databases() WHERE database_name = current_database()"
     ).fetchone()
+    if row and row[1] == "ducklake":
+        return "ducklake:" + mask_secrets(str(row[0]))
     return str(row[0]) if row and row[0] else "(in memory)"
+
+
+_PASSWORD = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
+
+
+def mask_secrets(connection: str) -> str:
+    """A libpq connection string with its password shown as `***`."""
+    return _PASSWORD.sub(r"\1***", connection)
 
 
 def refuse_newer(where: str, done: set[int], known: set[int]) -> None:

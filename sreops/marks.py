@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import duckdb
 
+from sreops import warehouse
+
 
 @dataclass(frozen=True)
 class HourRange:
@@ -38,9 +40,10 @@ def mark_hours(
     """Mark the distinct hours of `hours` (truncated) of `asset` to rebuild; how many were marked."""
     distinct = sorted({hour.replace(minute=0, second=0, microsecond=0) for hour in hours})
     if distinct:
+        ids = warehouse.next_ids(con, "partition_marks_seq", len(distinct))
         con.executemany(
-            "INSERT INTO partition_marks VALUES (nextval('partition_marks_seq'), ?, ?, ?, ?, now()::TIMESTAMP)",
-            [[asset, hour, reason, file_id] for hour in distinct],
+            "INSERT INTO partition_marks VALUES (?, ?, ?, ?, ?, now()::TIMESTAMP)",
+            [[mark_id, asset, hour, reason, file_id] for mark_id, hour in zip(ids, distinct, strict=True)],
         )
     return len(distinct)
 
@@ -48,10 +51,14 @@ def mark_hours(
 def record_build(
     con: duckdb.DuckDBPyConnection, asset: str, hour: dt.datetime, rows: int, inputs: int
 ) -> None:
-    """Record that `asset`'s partition `hour` was rebuilt with `rows` rows from `inputs` input rows."""
+    """Record that `asset`'s partition `hour` was rebuilt with `rows` rows from `inputs` input rows.
+
+    Replaces the hour's previous build: a delete and an insert in the caller's transaction (DuckLake
+    has no keys to upsert on).
+    """
+    con.execute("DELETE FROM partition_builds WHERE asset = ? AND hour = ?", [asset, hour])
     con.execute(
-        "INSERT OR REPLACE INTO partition_builds VALUES (?, ?, ?, ?, now()::TIMESTAMP)",
-        [asset, hour, rows, inputs],
+        "INSERT INTO partition_builds VALUES (?, ?, ?, ?, now()::TIMESTAMP)", [asset, hour, rows, inputs]
     )
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from sreops.config import environment
+
 DEFAULT_HOME = ".sreops"
 
 
@@ -13,9 +15,30 @@ def home() -> Path:
     return Path(os.environ.get("SREOPS_HOME") or DEFAULT_HOME).resolve()
 
 
+LAKE_PREFIX = "ducklake:"
+
+
 def warehouse_path() -> Path:
-    """The DuckDB warehouse file."""
+    """The DuckDB warehouse file: `$SREOPS_WAREHOUSE` when that is a file path, else `$SREOPS_HOME/warehouse.duckdb`.
+
+    While `$SREOPS_WAREHOUSE` names a DuckLake, this default path stands for that lake.
+    """
+    configured = environment.warehouse_setting()
+    if configured and not configured.startswith(LAKE_PREFIX):
+        return Path(configured).resolve()
     return home() / "warehouse.duckdb"
+
+
+def warehouse_location() -> str:
+    """The warehouse as one string, what `--warehouse` and the Dagster resource take: a file path or a `ducklake:` location."""
+    configured = environment.warehouse_setting()
+    return configured if configured and configured.startswith(LAKE_PREFIX) else str(warehouse_path())
+
+
+def lake_data_path() -> str:
+    """Where a new DuckLake warehouse keeps its Parquet files: `$SREOPS_WAREHOUSE_DATA` (a shared folder or an
+    `s3://…` URL, kept as written), else `$SREOPS_HOME/lake/` (one host only)."""
+    return environment.warehouse_data_path() or f"{home() / 'lake'}/"
 
 
 def landing_metrics() -> Path:

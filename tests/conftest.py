@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import itertools
 import os
+import shutil
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from sreops.devtools.postgres_server import PostgresServer
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -36,3 +44,65 @@ def warehouse_path(sreops_home: Path) -> Path:
     path = sreops_home / "warehouse.duckdb"
     warehouse.migrate(path)
     return path
+
+
+# ---- DuckLake: one PostgreSQL server per session, a fresh catalog database per test ------------
+_lake_numbers = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """A throwaway PostgreSQL server for the whole session (DuckLake catalogs); skips without PostgreSQL."""
+    from sreops.devtools import postgres_server
+
+    if not postgres_server.available():
+        pytest.skip("PostgreSQL is not installed here (apt-get install postgresql)")
+    # Not under pytest's temporary folder: as root the server runs as `postgres`, which may not enter it.
+    root = Path(tempfile.mkdtemp(prefix="sreops-postgres-"))
+    root.chmod(0o755)
+    try:
+        with postgres_server.postgres_server(root / "server") as server:
+            yield server
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def lake(postgres: PostgresServer, sreops_home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A fresh, empty DuckLake warehouse (its own catalog database, data under the home) as this test's default."""
+    import psycopg2
+
+    from sreops import warehouse
+
+    name = f"lake_{os.getpid()}_{next(_lake_numbers)}"
+    admin = psycopg2.connect(postgres.url)
+    admin.autocommit = True
+    try:
+        with admin.cursor() as cur:
+            cur.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        admin.close()
+    location = (
+        f"ducklake:postgres:host={postgres.host} port={postgres.port} user={postgres.user} dbname={name}"
+    )
+    monkeypatch.setenv("SREOPS_WAREHOUSE", location)
+    monkeypatch.setenv("SREOPS_WAREHOUSE_DATA", f"{sreops_home / 'lake'}/")
+    yield location
+    warehouse.release(location)
+
+
+@pytest.fixture(params=["duckdb", "ducklake"])
+def backend(request: pytest.FixtureRequest, sreops_home: Path) -> str:
+    """Each backend in turn as this test's default warehouse, not yet created: the file, then a lake."""
+    if request.param == "ducklake":
+        return request.getfixturevalue("lake")
+    return str(sreops_home / "warehouse.duckdb")
+
+
+@pytest.fixture
+def any_warehouse(backend: str) -> str:
+    """A migrated warehouse on each backend in turn (its location: a file path or a `ducklake:` string)."""
+    from sreops import warehouse
+
+    warehouse.migrate(backend)
+    return backend

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import duckdb
 import pandas as pd
 
+from sreops import warehouse
 from sreops.detection.artifacts import ModelKey, model_id
 from sreops.detection.models import SeriesModel
 from sreops.timeutil import from_epoch
@@ -227,11 +228,13 @@ def insert_event(
     source: str,
 ) -> int:
     """One row of `events`; returns its id."""
-    return con.execute(
-        "INSERT INTO events (kind, service, starts_at, ends_at, note, source, created_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, now()::TIMESTAMP) RETURNING event_id",
-        [kind, service, start, end, note, source],
-    ).fetchone()[0]
+    event_id = warehouse.next_ids(con, "events_seq")[0]
+    con.execute(
+        "INSERT INTO events (event_id, kind, service, starts_at, ends_at, note, source, created_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, now()::TIMESTAMP)",
+        [event_id, kind, service, start, end, note, source],
+    )
+    return event_id
 
 
 def events_overlapping(con: Connection, start: dt.datetime, end: dt.datetime, settle_s: float) -> list[tuple]:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import duckdb
 import pandas as pd
 
+from sreops import warehouse
 from sreops.ingest.diagnosis import RowProblem
 from sreops.ingest.formats import PLAIN_NAME, MalformedFileError, file_label, select_sql, unsafe_name
 
@@ -27,7 +28,7 @@ SAMPLE_COLUMNS = ("ts", "service", "metric", "value", "file_id")
 
 def next_file_id(con: duckdb.DuckDBPyConnection) -> int:
     """A new `ingested_files.file_id` (also the samples' `file_id`)."""
-    return con.execute("SELECT nextval('ingested_files_seq')").fetchone()[0]
+    return warehouse.next_ids(con, "ingested_files_seq")[0]
 
 
 def ingested_with_hash(con: duckdb.DuckDBPyConnection, digest: str) -> int | None:

@@ -22,7 +22,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from sreops import marks
+from sreops import marks, warehouse
 from sreops.logs.state import Cluster, ClusterStats, ServiceState
 
 if TYPE_CHECKING:
@@ -63,11 +63,12 @@ def write_ingest(
     if rows:
         frame = pd.DataFrame(rows)
         frame["ingested_at"] = now
+        frame["line_id"] = warehouse.next_ids(con, "log_lines_seq", len(frame))
         con.register("new_log_lines", frame)
         con.execute(
             "INSERT INTO log_lines (line_id, ts, service, source_file, line_no, message, level,"
             " cluster_id, byte_offset, ingested_at)"
-            " SELECT nextval('log_lines_seq'), ts, service, source_file, line_no, message, level, NULL,"
+            " SELECT line_id, ts, service, source_file, line_no, message, level, NULL,"
             " byte_offset, ingested_at FROM new_log_lines"
         )
         con.unregister("new_log_lines")

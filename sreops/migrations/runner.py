@@ -9,9 +9,11 @@ import logging
 
 import duckdb
 
+from sreops import ducklake
 from sreops.integrity import WarehouseDamagedError, path_of, refuse_newer
 from sreops.migrations import MIGRATIONS
 from sreops.migrations.base import Migration
+from sreops.migrations.dialect import for_lake
 
 log = logging.getLogger(__name__)
 
@@ -28,11 +30,14 @@ def migrate_connection(
     Refuses a database sreops did not create (tables but no schema_migrations) and one that a
     newer sreops migrated (versions this code does not know), before changing anything.
     """
+    lake = ducklake.is_lake(con)
     done = recorded_versions(con)
     if done is None:
-        con.execute(
+        _run(
+            con,
             "CREATE TABLE IF NOT EXISTS schema_migrations ("
-            " version INTEGER PRIMARY KEY, name VARCHAR NOT NULL, applied_at TIMESTAMP NOT NULL)"
+            " version INTEGER PRIMARY KEY, name VARCHAR NOT NULL, applied_at TIMESTAMP NOT NULL)",
+            lake,
         )
         done = set()
     refuse_newer(path_of(con), done, {m.version for m in migrations})
@@ -41,9 +46,12 @@ def migrate_connection(
         if migration.version in done:
             continue
         con.execute("BEGIN TRANSACTION")
+        if _recorded(con, migration.version):  # another process applied it meanwhile (a lake)
+            con.execute("ROLLBACK")
+            continue
         try:
             for statement in migration.statements:
-                con.execute(statement)
+                _run(con, statement, lake)
             con.execute(
                 "INSERT INTO schema_migrations VALUES (?, ?, now()::TIMESTAMP)",
                 [migration.version, migration.name],
@@ -55,6 +63,24 @@ def migrate_connection(
         applied.append(migration.version)
         log.info("warehouse migrated to %d (%s)", migration.version, migration.name)
     return applied
+
+
+def _recorded(con: duckdb.DuckDBPyConnection, version: int) -> bool:
+    return (
+        con.execute("SELECT count(*) FROM schema_migrations WHERE version = ?", [version]).fetchone()[0] > 0
+    )
+
+
+def _run(con: duckdb.DuckDBPyConnection, statement: str, lake: bool) -> None:
+    """Run one migration statement, as DuckLake takes it on a lake."""
+    if not lake:
+        con.execute(statement)
+        return
+    translated, sequence = for_lake(statement)
+    if sequence:
+        ducklake.create_sequence(con, sequence)
+    if translated:
+        con.execute(translated)
 
 
 def recorded_versions(con: duckdb.DuckDBPyConnection) -> set[int] | None:

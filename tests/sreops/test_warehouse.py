@@ -1,4 +1,8 @@
-"""The warehouse: migrations from older schemas, transactions, and patience with a held lock."""
+"""The warehouse: migrations from older schemas, transactions, and patience with a held lock.
+
+What both backends share runs on each (`backend`, `any_warehouse`: the DuckDB file, then a DuckLake);
+lock patience is the file's alone (a lake has no lock).
+"""
 
 import subprocess
 import sys
@@ -8,21 +12,30 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from sreops import warehouse
+from sreops import ducklake, warehouse
 from sreops.migrations import MIGRATIONS, runner
 
 IN_ORDER = sorted(MIGRATIONS, key=lambda m: m.version)
 
 
-def test_empty_file_migrates_to_latest(sreops_home: Path) -> None:
+def raw_connection(location: str) -> duckdb.DuckDBPyConnection:
+    """A connection that neither checks nor migrates: to build a warehouse as an older sreops left it."""
+    target = warehouse.location(location)
+    if isinstance(target, warehouse.Lake):
+        return ducklake.open_cursor(target, lambda con: None)
+    return duckdb.connect(str(target))
+
+
+def test_empty_warehouse_migrates_to_latest(backend: str) -> None:
     applied = warehouse.migrate()
     assert applied == sorted(m.version for m in MIGRATIONS)
     assert warehouse.migrate() == []  # idempotent
+    assert warehouse.migrate(backend) == []  # the setting and the explicit location are one warehouse
 
 
-def test_warehouse_from_an_older_version_upgrades_in_place_and_keeps_rows(tmp_path: Path) -> None:
-    path = tmp_path / "old.duckdb"
-    con = duckdb.connect(str(path))
+def test_warehouse_from_an_older_version_upgrades_in_place_and_keeps_rows(backend: str) -> None:
+    path = backend
+    con = raw_connection(path)
     runner.migrate_connection(con, tuple(IN_ORDER[:1]))  # what version 1 of sreops created
     con.execute(
         "INSERT INTO metric_samples VALUES (TIMESTAMP '2026-11-20 10:00:00', 'api', 'cpu', 0.5, 'old', 1)"
@@ -31,6 +44,7 @@ def test_warehouse_from_an_older_version_upgrades_in_place_and_keeps_rows(tmp_pa
         "INSERT INTO ingested_files VALUES (1, 'a.csv', 'abc', 10, 1, 'ingested', NULL, now()::TIMESTAMP)"
     )
     con.close()
+    warehouse._migrated.clear()
 
     assert warehouse.migrate(path) == [m.version for m in IN_ORDER[1:]]
     with warehouse.connect(path) as con:
@@ -41,11 +55,10 @@ def test_warehouse_from_an_older_version_upgrades_in_place_and_keeps_rows(tmp_pa
         assert con.execute("SELECT count(*) FROM partition_marks").fetchone() == (0,)
 
 
-def test_failed_migration_leaves_the_previous_version(tmp_path: Path) -> None:
+def test_failed_migration_leaves_the_previous_version(backend: str) -> None:
     from sreops.migrations.base import Migration
 
-    path = tmp_path / "w.duckdb"
-    con = duckdb.connect(str(path))
+    con = raw_connection(backend)
     broken = Migration(
         100_000, "broken", ("CREATE TABLE half_done (x INTEGER)", "SELECT * FROM no_such_table")
     )
@@ -54,13 +67,24 @@ def test_failed_migration_leaves_the_previous_version(tmp_path: Path) -> None:
     assert warehouse.schema_version(con) == max(m.version for m in MIGRATIONS)
     tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
     assert "half_done" not in tables
+    con.close()
 
 
-def test_transaction_rolls_back_every_statement_on_error(warehouse_path: Path) -> None:
-    with pytest.raises(RuntimeError), warehouse.transaction(warehouse_path) as con:
+def test_transaction_rolls_back_every_statement_on_error(any_warehouse: str) -> None:
+    with pytest.raises(RuntimeError), warehouse.transaction(any_warehouse) as con:
         con.execute("INSERT INTO metric_samples_core VALUES (now()::TIMESTAMP, 'a', 'm', 1, 1)")
         raise RuntimeError("boom")
-    assert warehouse.table_count("metric_samples_core", warehouse_path) == 0
+    assert warehouse.table_count("metric_samples_core", any_warehouse) == 0
+
+
+def test_ids_are_unique_and_increasing_on_both_backends(any_warehouse: str) -> None:
+    with warehouse.transaction(any_warehouse) as con:
+        first = warehouse.next_ids(con, "partition_marks_seq", 3)
+        second = warehouse.next_ids(con, "partition_marks_seq")
+        assert warehouse.next_ids(con, "partition_marks_seq", 0) == []
+        with pytest.raises(ValueError, match="not a warehouse sequence"):
+            warehouse.next_ids(con, "x'); DROP TABLE alerts; --")
+    assert len(set(first)) == 3 and first == sorted(first) and second[0] > first[-1]
 
 
 HOLDER = """

@@ -15,6 +15,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 
+from sreops import warehouse
 from sreops.alerting import charts, context, outbox
 from sreops.alerting.delivery.plan import Arrangement, Draft, Snapshot
 from sreops.alerting.delivery.work import DeliveryReport, PassState, Work
@@ -116,12 +117,13 @@ def _log_row(
     now: dt.datetime,
     channel: str | None = None,
 ) -> None:
+    delivery_id = warehouse.next_ids(con, "alert_deliveries_seq")[0]
     con.execute(
         "INSERT INTO alert_deliveries (delivery_id, alert_id, revision, step, step_key, channel, state,"
         " note, attempted_at)"
-        " VALUES (nextval('alert_deliveries_seq'), ?, ?, ?, ?, ?, ?, ?, ?)",
-        [alert.alert_id, alert.revision, step, f"{alert.alert_id}:{alert.revision}:{step}", channel, state,
-         note, now],
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [delivery_id, alert.alert_id, alert.revision, step, f"{alert.alert_id}:{alert.revision}:{step}",
+         channel, state, note, now],
     )  # fmt: skip
 
 
@@ -144,12 +146,14 @@ def write_intents(con: duckdb.DuckDBPyConnection, works: list[Work], now: dt.dat
     if not rows:
         return
     columns = ["alert_id", "revision", "step", "step_key", "channel", "thread_ts", "snapshot", "attempted_at"]
-    con.register("sreops_intents", pd.DataFrame(rows, columns=columns))
+    intents = pd.DataFrame(rows, columns=columns)
+    intents["delivery_id"] = warehouse.next_ids(con, "alert_deliveries_seq", len(intents))
+    con.register("sreops_intents", intents)
     try:
         con.execute(
             "INSERT INTO alert_deliveries (delivery_id, alert_id, revision, step, step_key, channel,"
             " thread_ts, state, snapshot, attempted_at)"
-            " SELECT nextval('alert_deliveries_seq'), alert_id, revision, step,"
+            " SELECT delivery_id, alert_id, revision, step,"
             " step_key, channel, thread_ts, 'sending', snapshot, attempted_at FROM sreops_intents"
         )
     finally:
@@ -181,11 +185,9 @@ def save_state(con: duckdb.DuckDBPyConnection, state: PassState, now: dt.datetim
         ("failures", str(state.failures)),
         ("pause_reason", state.reason),
     ):
-        con.execute(
-            "INSERT INTO alert_delivery_state VALUES (?, ?, ?)"
-            " ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
-            [key, value, now],
-        )
+        # A delete and an insert in the caller's transaction: an upsert on a lake, which has no keys.
+        con.execute("DELETE FROM alert_delivery_state WHERE key = ?", [key])
+        con.execute("INSERT INTO alert_delivery_state VALUES (?, ?, ?)", [key, value, now])
 
 
 def _outcome(work: Work, now: dt.datetime, state: PassState, report: DeliveryReport) -> tuple:

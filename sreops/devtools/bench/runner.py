@@ -24,6 +24,8 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "logs": ("sreops.devtools.bench.logs", "bench_logs"),
     "alerting": ("sreops.devtools.bench.alerting", "bench_alerting"),
     "realtime": ("sreops.devtools.bench.realtime", "bench_realtime"),
+    "demo": ("sreops.devtools.bench.demo", "bench_demo"),
+    "warehouse": ("sreops.devtools.bench.warehouse", "bench_warehouse"),
 }
 
 
