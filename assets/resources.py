@@ -19,14 +19,15 @@ from sreops.config.environment import DEFAULT_SLACK_API_URL, DEFAULT_UI_URL, Sla
 
 
 class WarehouseResource(dg.ConfigurableResource):
-    """Where the DuckDB warehouse lives; empty `location` means `$SREOPS_HOME/warehouse.duckdb`."""
+    """Where the warehouse lives: a DuckDB file or a `ducklake:` location; empty means `$SREOPS_WAREHOUSE`
+    (unset: `$SREOPS_HOME/warehouse.duckdb`)."""
 
     location: str = ""
 
     @property
     def path(self) -> str:
-        """The warehouse file, resolved against `$SREOPS_HOME` when no location was configured."""
-        return self.location or str(paths.warehouse_path())
+        """The warehouse location: the configured one, else the environment's (docs/warehouse.md)."""
+        return self.location or paths.warehouse_location()
 
 
 @functools.lru_cache(maxsize=8)

@@ -36,13 +36,13 @@ class Check:
 
 def check_warehouse(path: str | None) -> list[Check]:
     """The warehouse opens, is whole, is not newer than this code, every table reads; the outbox is not stuck."""
-    target = warehouse.resolve(path)
-    existed = target.exists()
+    target = warehouse.location(path)  # a DuckDB file or a DuckLake (shown with its password hidden)
+    existed = warehouse.exists(path)
     try:
         # Checked before migrating: a damaged or newer warehouse is reported, never written to.
-        found = warehouse.verify(target, patience_s=10.0) if existed else None
-        applied = warehouse.migrate(target, patience_s=10.0)
-        with warehouse.connect(target, patience_s=10.0) as con:
+        found = warehouse.verify(path, patience_s=10.0) if existed else None
+        applied = warehouse.migrate(path, patience_s=10.0)
+        with warehouse.connect(path, patience_s=10.0) as con:
             version = warehouse.schema_version(con)
             pending, oldest, failed = con.execute(
                 "SELECT count(*) FILTER (WHERE revision > delivered_revision),"

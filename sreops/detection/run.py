@@ -161,8 +161,7 @@ def train_models(
         report.keys.append(key)
     report.too_short += len(missing)
     if registry:
-        with warehouse.transaction(warehouse_path) as con:
-            store.register_models(con, registry)
+        warehouse.transact(lambda con: store.register_models(con, registry), warehouse_path)
     return report
 
 
@@ -290,8 +289,8 @@ def score_hour(
     rows = frame_of(parts, ANOMALY_COLUMNS)
     services = service_rows(rows, policy, settings.version, now)
     frame = pd.concat([rows, services], ignore_index=True) if len(services) else rows
-    with warehouse.transaction(warehouse_path) as con:
-        store.write_hour(con, hour, settings.version, frame)
+    # run again if another writer's commit conflicts with it (DuckLake; a file never conflicts)
+    warehouse.transact(lambda con: store.write_hour(con, hour, settings.version, frame), warehouse_path)
     return HourScores(
         hour,
         settings.version,

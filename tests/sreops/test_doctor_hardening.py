@@ -154,3 +154,16 @@ def test_doctor_reports_a_whole_warehouse_with_what_it_read(
     code, out = run_doctor(capsys, "--warehouse", str(path))
     line = line_of(out, "warehouse")
     assert code == 0 and line.startswith("ok") and "tables read" in line
+
+
+def test_doctor_checks_the_lake_it_is_given_not_the_local_file(
+    lake: str, sreops_home: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `--warehouse ducklake:…` names the lake even where SREOPS_WAREHOUSE is not set
+    monkeypatch.delenv("SREOPS_WAREHOUSE")
+    warehouse.migrate(lake)
+    code, out = run_doctor(capsys, "--warehouse", f"{lake} password=hunter2")
+    line = line_of(out, "warehouse")
+    assert code == 0 and line.startswith("ok") and "ducklake:" in line and "tables read" in line
+    assert "hunter2" not in out
+    assert not (sreops_home / "warehouse.duckdb").exists()  # the local file was never created

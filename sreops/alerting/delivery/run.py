@@ -31,9 +31,9 @@ BATCH_S = 5.0  # results are written back at least this often
 @contextlib.contextmanager
 def _outbox_lock(warehouse_path: str | os.PathLike[str] | None) -> Iterator[bool]:
     """Hold the outbox for one pass (True), or learn that another live pass holds it (False)."""
-    target = warehouse.resolve(warehouse_path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with open(target.with_name(target.name + ".delivery.lock"), "a") as handle:
+    lock = warehouse.lock_file(warehouse_path, "delivery")  # host-local, also for a DuckLake warehouse
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "a") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
