@@ -70,21 +70,11 @@ def postgres() -> Iterator[PostgresServer]:
 @pytest.fixture
 def lake(postgres: PostgresServer, sreops_home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """A fresh, empty DuckLake warehouse (its own catalog database, data under the home) as this test's default."""
-    import psycopg2
-
     from sreops import warehouse
+    from sreops.devtools.postgres_server import create_database
 
-    name = f"lake_{os.getpid()}_{next(_lake_numbers)}"
-    admin = psycopg2.connect(postgres.url)
-    admin.autocommit = True
-    try:
-        with admin.cursor() as cur:
-            cur.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        admin.close()
-    location = (
-        f"ducklake:postgres:host={postgres.host} port={postgres.port} user={postgres.user} dbname={name}"
-    )
+    catalog = create_database(postgres, f"lake_{os.getpid()}_{next(_lake_numbers)}")
+    location = f"ducklake:postgres:{catalog.libpq}"
     monkeypatch.setenv("SREOPS_WAREHOUSE", location)
     monkeypatch.setenv("SREOPS_WAREHOUSE_DATA", f"{sreops_home / 'lake'}/")
     yield location

@@ -8,6 +8,7 @@ free port, with trust authentication for loopback, and is stopped (fast) when th
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import glob
 import os
 import pwd
@@ -36,9 +37,28 @@ class PostgresServer:
         return f"postgresql://{self.user}@{self.host}:{self.port}/{self.database}"
 
     @property
+    def dagster_url(self) -> str:
+        """The URL with psycopg2 named, as dagster-postgres needs (SQLAlchemy reads a bare one as psycopg 3)."""
+        return self.url.replace("postgresql://", "postgresql+psycopg2://", 1)
+
+    @property
     def libpq(self) -> str:
         """A libpq key=value string, as DuckDB's postgres extension takes."""
         return f"host={self.host} port={self.port} user={self.user} dbname={self.database}"
+
+
+def create_database(server: PostgresServer, name: str) -> PostgresServer:
+    """A new, empty database `name` on `server`; the same server, connecting to it."""
+    import psycopg2
+
+    admin = psycopg2.connect(server.url)
+    admin.autocommit = True
+    try:
+        with admin.cursor() as cur:
+            cur.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        admin.close()
+    return dataclasses.replace(server, database=name)
 
 
 def postgres_bin_dir() -> Path | None:

@@ -1,30 +1,17 @@
-"""Servers on loopback for the deployment tests, stopped at the end of each test (also on failure)."""
+"""The deployment tests' PostgreSQL: the session's server (tests/conftest.py), a fresh database per test."""
 
 from __future__ import annotations
 
-import shutil
-import tempfile
-from collections.abc import Iterator
-from pathlib import Path
+import itertools
 
 import pytest
 
 from sreops.devtools import postgres_server
 
+_numbers = itertools.count()
+
 
 @pytest.fixture
-def postgres() -> Iterator[postgres_server.PostgresServer]:
-    """A throwaway PostgreSQL cluster on 127.0.0.1 (Debian's binaries).
-
-    Its folder is not under pytest's tmp_path: as root the server runs as `postgres`, which may
-    not enter pytest's 0700 folders.
-    """
-    if not postgres_server.available():
-        pytest.skip("needs Debian's postgresql (apt-get install postgresql)")
-    root = Path(tempfile.mkdtemp(prefix="sreops-pg-"))
-    root.chmod(0o755)
-    try:
-        with postgres_server.postgres_server(root / "cluster") as server:
-            yield server
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
+def postgres(postgres: postgres_server.PostgresServer) -> postgres_server.PostgresServer:
+    """The session's PostgreSQL server, connecting to a new, empty database of this test's own."""
+    return postgres_server.create_database(postgres, f"dagster_{next(_numbers)}")

@@ -187,7 +187,7 @@ def test_a_backfill_from_the_ui_runs_its_steps_on_a_celery_worker(
     shutil.copy(POSTGRES_YAML, dagster_home / "dagster.yaml")  # the worker reads the instance at start
     settings = {
         "DAGSTER_HOME": str(dagster_home),
-        "DAGSTER_PG_URL": postgres.url.replace("postgresql://", "postgresql+psycopg2://", 1),
+        "DAGSTER_PG_URL": postgres.dagster_url,
         "SREOPS_HOME": str(sreops_home),
         "SREOPS_PARTITIONS_START": f"{START:%Y-%m-%d}",
         "SREOPS_EXECUTOR": "celery",

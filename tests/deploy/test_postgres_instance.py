@@ -105,7 +105,7 @@ def test_a_48_hour_backfill_and_the_sensors_on_postgres_storage_fail_no_run(
         "SREOPS_HOME": str(sreops_home),
         "SREOPS_PARTITIONS_START": f"{START:%Y-%m-%d}",
         # SQLAlchemy 2.1 maps a bare postgresql:// to psycopg 3; the installed driver is psycopg2
-        "DAGSTER_PG_URL": postgres.url.replace("postgresql://", "postgresql+psycopg2://", 1),
+        "DAGSTER_PG_URL": postgres.dagster_url,
     }
     home = tmp_path / "dagster"
     log = tmp_path / "dagster-dev.log"
