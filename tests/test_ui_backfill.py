@@ -8,7 +8,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from contextlib import AbstractContextManager
 from pathlib import Path
 
@@ -18,34 +17,13 @@ import pytest
 
 from assets.partitions import hour_key
 from sreops import features, warehouse
-from sreops.devtools.dagster_dev import dagster_dev, graphql
+from sreops.devtools.dagster_dev import dagster_dev, launch_backfill, wait_for_backfill
 from sreops.ingest import run as ingest_run
 
 ROOT = Path(__file__).resolve().parents[1]
 START = dt.datetime(2026, 11, 16)
 HOURS = [dt.datetime(2026, 11, 18, h) for h in range(8, 14)]
 SPIKE = dt.datetime(2026, 11, 18, 12, 20)
-
-LAUNCH = """
-mutation Launch($params: LaunchBackfillParams!) {
-  launchPartitionBackfill(backfillParams: $params) {
-    __typename
-    ... on LaunchBackfillSuccess { backfillId }
-    ... on PythonError { message }
-    ... on InvalidSubsetError { message }
-    ... on UnauthorizedError { message }
-  }
-}
-"""
-STATUS = """
-query Status($id: String!) {
-  partitionBackfillOrError(backfillId: $id) {
-    __typename
-    ... on PartitionBackfill { status numPartitions }
-    ... on PythonError { message }
-  }
-}
-"""
 
 
 def history(home: Path) -> Path:
@@ -93,18 +71,10 @@ def test_a_backfill_launched_through_the_webserver_scores_every_hour(
     assert ingest_run.ingest_file(history(sreops_home), warehouse_path, move=False).status == "ingested"
     features.build_range(warehouse_path, START, HOURS[-1] + dt.timedelta(hours=1))
     with running_dagster_dev(sreops_home, tmp_path) as port:
-        keys = [hour_key(h) for h in HOURS]
-        params = {"assetSelection": [{"path": ["anomalies"]}, {"path": ["alerts"]}], "partitionNames": keys}
-        launched = graphql(port, LAUNCH, {"params": params})["launchPartitionBackfill"]
-        assert launched["__typename"] == "LaunchBackfillSuccess", launched
-        status = None
-        for _ in range(600):  # the daemon submits the backfill's runs; bounded wait
-            backfill = graphql(port, STATUS, {"id": launched["backfillId"]})["partitionBackfillOrError"]
-            status = backfill["status"]
-            if status in ("COMPLETED", "COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED"):
-                break
-            time.sleep(0.5)
-        assert status in ("COMPLETED", "COMPLETED_SUCCESS"), backfill
+        # the call the UI's "Materialize" on a partition range makes; the daemon submits its runs
+        backfill_id = launch_backfill(port, ["anomalies", "alerts"], [hour_key(h) for h in HOURS])
+        backfill = wait_for_backfill(port, backfill_id, timeout_s=300)
+        assert backfill["status"] in ("COMPLETED", "COMPLETED_SUCCESS"), backfill
         assert backfill["numPartitions"] == len(HOURS)
     with warehouse.connect(warehouse_path) as con:
         scored = con.execute(
