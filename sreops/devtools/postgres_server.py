@@ -61,6 +61,19 @@ def create_database(server: PostgresServer, name: str) -> PostgresServer:
     return dataclasses.replace(server, database=name)
 
 
+def query(url: str, sql: str, params: tuple = ()) -> list[tuple]:
+    """The rows of one query (psycopg2 parameters) against the database at `url`."""
+    import psycopg2
+
+    con = psycopg2.connect(url)
+    try:
+        with con, con.cursor() as cur:
+            cur.execute(sql, params)
+            return cur.fetchall()
+    finally:
+        con.close()
+
+
 def postgres_bin_dir() -> Path | None:
     """The folder of Debian's `initdb`/`pg_ctl` (newest major version), or None when not installed."""
     found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(Path(p).parts[-3]))

@@ -20,7 +20,6 @@ from pathlib import Path
 import dagster as dg
 import numpy as np
 import pandas as pd
-import psycopg2
 import pytest
 
 from assets.executors import run_executor
@@ -74,14 +73,6 @@ def _samples() -> pd.DataFrame:
         pd.DataFrame({"timestamp": ts, "service": s, "metric": m, "value": rng.normal(50, 2, len(ts))})
         for s, m in SERIES
     )
-
-
-def _rows(url: str, sql: str, params: tuple = ()) -> list[tuple]:
-    with psycopg2.connect(url) as con, con.cursor() as cur:
-        cur.execute(sql, params)
-        found = cur.fetchall()
-    con.close()
-    return found
 
 
 def _history(sreops_home: Path, warehouse_path: Path) -> None:
@@ -211,13 +202,13 @@ def test_a_backfill_from_the_ui_runs_its_steps_on_a_celery_worker(
                 dev_log.read_text()[-3000:] + worker_log.read_text()[-3000:],
             )
             deadline = time.monotonic() + 120
-            while _rows(
+            while postgres_server.query(
                 postgres.url, "SELECT 1 FROM runs WHERE status NOT IN ('SUCCESS', 'FAILURE', 'CANCELED')"
             ):
                 assert time.monotonic() < deadline, "runs still in flight after 120 s"
                 time.sleep(1.0)
 
-    events = _rows(
+    events = postgres_server.query(
         postgres.url,
         "SELECT step_key, dagster_event_type, event, extract(epoch FROM timestamp) FROM event_logs"
         " WHERE step_key IS NOT NULL ORDER BY id",
@@ -229,7 +220,7 @@ def test_a_backfill_from_the_ui_runs_its_steps_on_a_celery_worker(
     }
     succeeded = {step for step, kind, _, _ in events if kind == "STEP_SUCCESS"}
     timeline = [(step, kind, float(ts)) for step, kind, _, ts in events]
-    runs = _rows(postgres.url, "SELECT status, run_body FROM runs")
+    runs = postgres_server.query(postgres.url, "SELECT status, run_body FROM runs")
     print(
         f"\ncelery: backfill of {len(HOURS)} hours, {len(runs)} run(s), {len(succeeded)} steps on {node},"
         f" launch → done {backfill_s:.1f} s, steps {_step_seconds(timeline):.1f} s"

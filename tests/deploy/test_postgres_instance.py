@@ -15,7 +15,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import psycopg2
 import pytest
 import yaml
 
@@ -48,15 +47,6 @@ def samples(start: dt.datetime, hours: int, series: list[tuple[str, str]], seed:
     return pd.concat(frames, ignore_index=True)
 
 
-def rows(url: str, sql: str, params: tuple = ()) -> list[tuple]:
-    """The rows of one query against Dagster's PostgreSQL storage."""
-    with psycopg2.connect(url) as con, con.cursor() as cur:
-        cur.execute(sql, params)
-        found = cur.fetchall()
-    con.close()
-    return found
-
-
 def wait_until(what: str, check, timeout_s: float, explain=lambda: "", every_s: float = 1.0):
     """Poll `check` until it returns something truthy (bounded); its value."""
     deadline = time.monotonic() + timeout_s
@@ -70,9 +60,11 @@ def wait_until(what: str, check, timeout_s: float, explain=lambda: "", every_s: 
 # A tick's sensor or schedule name is stored as `job_name` in its serialized body.
 def instance_state(url: str) -> str:
     """What the instance recorded, for a failure message: runs and sensor ticks."""
-    runs = rows(url, "SELECT pipeline_name, status, run_body FROM runs ORDER BY create_timestamp")
+    runs = postgres_server.query(
+        url, "SELECT pipeline_name, status, run_body FROM runs ORDER BY create_timestamp"
+    )
     lines = [f"run {name} {status} {json.loads(body).get('tags')}" for name, status, body in runs]
-    ticks = rows(
+    ticks = postgres_server.query(
         url,
         "SELECT tick_body::json ->> 'job_name', status, count(*) FROM job_ticks GROUP BY 1, 2 ORDER BY 1",
     )
@@ -125,10 +117,10 @@ def test_a_48_hour_backfill_and_the_sensors_on_postgres_storage_fail_no_run(
         staged = sreops_home / "billing.parquet"
         samples(HOURS[-1], 1, [("billing", "cpu")], seed=8).to_parquet(staged, index=False)
         staged.rename(landing / staged.name)
-        [(after,)] = rows(postgres.url, "SELECT coalesce(max(id), 0) FROM event_logs")
+        [(after,)] = postgres_server.query(postgres.url, "SELECT coalesce(max(id), 0) FROM event_logs")
 
         def scored_after_landing() -> int:
-            return rows(
+            return postgres_server.query(
                 postgres.url,
                 "SELECT count(*) FROM event_logs WHERE id > %s AND dagster_event_type = "
                 "'ASSET_MATERIALIZATION' AND asset_key = %s AND partition = %s",
@@ -143,12 +135,16 @@ def test_a_48_hour_backfill_and_the_sensors_on_postgres_storage_fail_no_run(
         )
         wait_until(
             "every run finished",
-            lambda: not rows(postgres.url, "SELECT 1 FROM runs WHERE status NOT IN %s", (TERMINAL,)),
+            lambda: (
+                not postgres_server.query(
+                    postgres.url, "SELECT 1 FROM runs WHERE status NOT IN %s", (TERMINAL,)
+                )
+            ),
             300,
         )
         # Everything the instance recorded lives in PostgreSQL, none in SQLite under DAGSTER_HOME.
-        runs = rows(postgres.url, "SELECT pipeline_name, status, run_body FROM runs")
-        ticks = rows(
+        runs = postgres_server.query(postgres.url, "SELECT pipeline_name, status, run_body FROM runs")
+        ticks = postgres_server.query(
             postgres.url,
             "SELECT tick_body::json ->> 'job_name', status, count(*) FROM job_ticks GROUP BY 1, 2",
         )

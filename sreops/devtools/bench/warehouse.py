@@ -227,19 +227,6 @@ def split(files: list[Path], writers: int) -> list[list[Path]]:
     return [files[i::writers] for i in range(writers)]
 
 
-def _catalog(server_libpq: str, url: str, name: str) -> str:
-    import psycopg2
-
-    admin = psycopg2.connect(url)
-    admin.autocommit = True
-    try:
-        with admin.cursor() as cur:
-            cur.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        admin.close()
-    return "ducklake:postgres:" + server_libpq.replace("dbname=sreops", f"dbname={name}")
-
-
 def _rows(backend: str, one: Run, two: Run, same: bool) -> list[dict]:
     total_one, total_two = one.ingest_s + one.build_s, two.ingest_s + two.build_s
     waits = f"lock waits {two.lock_waits}, conflict retries {two.conflicts}"
@@ -285,7 +272,8 @@ def bench_warehouse(
                         "SREOPS_HOME": str(root / f"home-{name}"),
                         "SREOPS_WAREHOUSE_DATA": f"{root / name}/",
                     }
-                    return _catalog(server.libpq, server.url, name), {**env, **tuning}
+                    catalog = postgres_server.create_database(server, name)
+                    return f"ducklake:postgres:{catalog.libpq}", {**env, **tuning}
 
                 pgdata = root / "postgres" / "pgdata"
                 rows += _compare("DuckLake", files, lake, repeats, lambda: _server_cpu_s(pgdata))
