@@ -26,6 +26,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import duckdb
 import numpy as np
 import pandas as pd
 
@@ -269,8 +270,9 @@ def reconcile(
     with `calm_since` (the scan began after a calm stretch ending there), firing alerts opened
     before the window are over too, and are resolved.
     """
-    report = ReconcileReport()
-    with warehouse.transaction(warehouse_path) as con:
+
+    def reconcile(con: duckdb.DuckDBPyConnection) -> ReconcileReport:
+        report = ReconcileReport()  # counted afresh should a conflicting commit make it run again
         existing = con.execute(
             "SELECT alert_id, fingerprint, status, severity, details, revision, opened_at FROM alerts"
             " WHERE kind = ? AND (status = 'firing' OR opened_at >= ?)",
@@ -342,7 +344,10 @@ def reconcile(
                 resolution = "withdrawn: re-scoring no longer finds it"
             outbox.resolve_alert(con, alert_id, now=now, resolution=resolution)
             report.withdrawn += 1
-    return report
+        return report
+
+    # one transaction, run again if another writer's commit conflicts with it (DuckLake)
+    return warehouse.transact(reconcile, warehouse_path)
 
 
 def calm_start(frame: pd.DataFrame, policy: AlarmPolicy, before: dt.datetime) -> dt.datetime | None:

@@ -183,9 +183,8 @@ def _write_new_pattern_alerts(con: duckdb.DuckDBPyConnection, rows: list[dict]) 
 
 # -- per-minute counts -----------------------------------------------------------------------
 def build_counts_hour(warehouse_path: str | os.PathLike[str] | None, hour: dt.datetime) -> CountsBuild:
-    """Rebuild one hour of per-minute cluster counts atomically (idempotent)."""
-    with warehouse.transaction(warehouse_path) as con:
-        return store.build_counts_hour(con, hour)
+    """Rebuild one hour of per-minute cluster counts atomically (idempotent; run again on a DuckLake conflict)."""
+    return warehouse.transact(lambda con: store.build_counts_hour(con, hour), warehouse_path)
 
 
 def recount_hours(
