@@ -29,12 +29,9 @@ def line_plot(frame: pd.DataFrame, x: str, y: str, by: str, title: str, max_line
     for name in list(dict.fromkeys(frame[by]))[:max_lines]:
         part = frame[frame[by] == name]
         ax.plot(part[x], part[y], label=str(name), linewidth=1)
-    ax.set_title(title, fontsize=9)
-    ax.tick_params(labelsize=7)
     ax.legend(fontsize=6, loc="upper left", ncols=2)
     fig.autofmt_xdate()
-    fig.tight_layout()
-    return figures.to_png(fig)
+    return _finish(fig, ax, title)
 
 
 def bar_plot(labels: list[str], values: list[float], title: str, xlabel: str, max_bars: int = 12) -> bytes:
@@ -54,12 +51,8 @@ def bar_plot(labels: list[str], values: list[float], title: str, xlabel: str, ma
         ax.barh(names, [v for _, v in pairs][::-1], color="#4c72b0")
         ax.set_xlabel(xlabel, fontsize=7)
     else:
-        ax.text(0.5, 0.5, "nothing in this run", ha="center", va="center", fontsize=9)
-        ax.set_axis_off()
-    ax.set_title(title, fontsize=9)
-    ax.tick_params(labelsize=7)
-    fig.tight_layout()
-    return figures.to_png(fig)
+        _say(ax, "nothing in this run")
+    return _finish(fig, ax, title)
 
 
 def timeline_plot(incidents: pd.DataFrame, title: str) -> bytes:
@@ -77,8 +70,18 @@ def timeline_plot(incidents: pd.DataFrame, title: str) -> bytes:
         ax.set_yticks(range(len(services)), [_short(s) for s in services])
         fig.autofmt_xdate()
     else:
-        ax.text(0.5, 0.5, "no incidents in this window", ha="center", va="center", fontsize=9)
-        ax.set_axis_off()
+        _say(ax, "no incidents in this window")
+    return _finish(fig, ax, title)
+
+
+def _say(ax, text: str) -> None:
+    """A chart with nothing to draw says so in its middle."""
+    ax.text(0.5, 0.5, text, ha="center", va="center", fontsize=9)
+    ax.set_axis_off()
+
+
+def _finish(fig, ax, title: str) -> bytes:
+    """Title, small tick labels, a tight layout: the chart as PNG bytes."""
     ax.set_title(title, fontsize=9)
     ax.tick_params(labelsize=7)
     fig.tight_layout()

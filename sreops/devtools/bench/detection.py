@@ -47,6 +47,17 @@ def _score_rate(settings, times, fleet, models, first, trained, minutes) -> floa
     return len(fleet) * minutes / (time.perf_counter() - started)
 
 
+def _feature_frame(series: int, seed: int) -> pd.DataFrame:
+    """Three days (from 2026-11-16) of minute features for `series` series, six metrics per service."""
+    minutes = pd.date_range(dt.datetime(2026, 11, 16), periods=3 * 1440, freq="min")
+    return pd.concat(
+        pd.DataFrame(
+            {"minute": minutes, "service": f"svc{i // 6}", "metric": f"m{i % 6}", "n": 2, "mean": values}
+        )
+        for i, values in enumerate(_fleet(series, len(minutes), seed=seed))
+    )
+
+
 def _warehouse_hour_rate(series: int = 100) -> tuple[float, float]:
     """(first hour incl. training, next hour) series-minutes/s of `score_hour` on a temporary warehouse."""
     from sreops import features, warehouse
@@ -54,14 +65,7 @@ def _warehouse_hour_rate(series: int = 100) -> tuple[float, float]:
     from sreops.detection.run import score_hour
     from sreops.detection.settings import AlarmPolicy
 
-    start = dt.datetime(2026, 11, 16)
-    minutes = pd.date_range(start, periods=3 * 1440, freq="min")
-    frame = pd.concat(
-        pd.DataFrame(
-            {"minute": minutes, "service": f"svc{i // 6}", "metric": f"m{i % 6}", "n": 2, "mean": values}
-        )
-        for i, values in enumerate(_fleet(series, len(minutes), seed=1))
-    )
+    frame = _feature_frame(series, seed=1)
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "warehouse.duckdb"
         with warehouse.transaction(path) as con:
@@ -78,22 +82,16 @@ def _warehouse_hour_rate(series: int = 100) -> tuple[float, float]:
 def _live_run_seconds(series: int = 100, minutes_in: tuple[int, ...] = (5, 55)) -> list[float]:
     """Seconds of `score_hour` for the hour in progress when it has reached each of `minutes_in`.
 
-    What each live ingest run does (models already trained): today it rescores the hour so far,
-    so its cost grows with the minute.
+    What each live ingest run does (models already trained): it rescores the hour so far, so the
+    ratio of the two says how much its cost grows through the hour.
     """
     from sreops import features, warehouse
     from sreops.detection.artifacts import MemoryModelStore
     from sreops.detection.run import score_hour
     from sreops.detection.settings import AlarmPolicy
 
-    start, hour = dt.datetime(2026, 11, 16), dt.datetime(2026, 11, 18, 11)
-    minutes = pd.date_range(start, periods=3 * 1440, freq="min")
-    frame = pd.concat(
-        pd.DataFrame(
-            {"minute": minutes, "service": f"svc{i // 6}", "metric": f"m{i % 6}", "n": 2, "mean": values}
-        )
-        for i, values in enumerate(_fleet(series, len(minutes), seed=2))
-    )
+    hour = dt.datetime(2026, 11, 18, 11)
+    frame = _feature_frame(series, seed=2)
     seconds = []
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "warehouse.duckdb"
