@@ -45,6 +45,29 @@ def graphql(port: int, query: str, variables: Mapping[str, Any] | None = None) -
     return body["data"]
 
 
+RUNS_QUERY = """
+query Runs($limit: Int) { runsOrError(limit: $limit) { ... on Runs { results {
+    jobName creationTime startTime endTime status assetSelection { path } } } } }
+"""
+
+
+def run_records(port: int, limit: int = 1000) -> list[dict[str, Any]]:
+    """Each run's job, what it selected, status and created/started/ended epoch seconds (None until then)."""
+    results = graphql(port, RUNS_QUERY, {"limit": limit})["runsOrError"]["results"]
+    return [
+        {
+            "job": run["jobName"],
+            "what": ",".join(sorted("/".join(key["path"]) for key in run["assetSelection"] or []))
+            or run["jobName"],
+            "created": run["creationTime"],
+            "started": run["startTime"],
+            "ended": run["endTime"],
+            "status": run["status"],
+        }
+        for run in results
+    ]
+
+
 LAUNCH_BACKFILL = """
 mutation Launch($params: LaunchBackfillParams!) {
   launchPartitionBackfill(backfillParams: $params) {

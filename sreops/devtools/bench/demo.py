@@ -15,17 +15,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from sreops.devtools.dagster_dev import dagster_dev, graphql
+from sreops.devtools.dagster_dev import dagster_dev, run_records
 
-RUNS_QUERY = """
-{ runsOrError(limit: 1000) { ... on Runs { results {
-    runId jobName status creationTime startTime endTime assetSelection { path } } } } }
-"""
 UNFINISHED = {"QUEUED", "NOT_STARTED", "STARTING", "STARTED", "CANCELING"}
-
-
-def _runs(port: int) -> list[dict[str, Any]]:
-    return graphql(port, RUNS_QUERY)["runsOrError"]["results"]
 
 
 def bench_demo(
@@ -50,7 +42,7 @@ def bench_demo(
             up = time.time() - began
             last_change, seen = time.time(), -1
             while time.time() - began < limit_s:
-                runs = _runs(port)
+                runs = run_records(port)
                 busy = any(r["status"] in UNFINISHED for r in runs)
                 pending = any(p.is_file() and not p.name.startswith(".") for p in landing.glob("*"))
                 if busy or pending or len(runs) != seen:
@@ -60,18 +52,18 @@ def bench_demo(
                 time.sleep(2.0)
             else:
                 raise TimeoutError(f"the demo's runs were still going after {limit_s:.0f} s")
-    for r in sorted(runs, key=lambda r: r["creationTime"]):  # the timeline, for whoever reads stderr
+    for r in sorted(runs, key=lambda r: r["created"]):  # the timeline, for whoever reads stderr
         print(
-            f"  {r['creationTime'] - began:6.1f} s created, {(r['startTime'] or 0) - began:6.1f} started,"
-            f" {(r['endTime'] or 0) - began:6.1f} ended: {_what(r)} {r['status']}",
+            f"  {r['created'] - began:6.1f} s created, {(r['started'] or 0) - began:6.1f} started,"
+            f" {(r['ended'] or 0) - began:6.1f} ended: {r['what']} {r['status']}",
             file=sys.stderr,
         )
-    ends = [r["endTime"] for r in runs if r["endTime"]]
+    ends = [r["ended"] for r in runs if r["ended"]]
     done = (max(ends) - began) if ends else float("nan")
     failed = sum(r["status"] == "FAILURE" for r in runs)
     note = "install excluded; target <= 180 s"
     slowest = sorted(
-        (r for r in runs if r["startTime"] and r["endTime"]), key=lambda r: r["startTime"] - r["endTime"]
+        (r for r in runs if r["started"] and r["ended"]), key=lambda r: r["started"] - r["ended"]
     )[:3]
     return [
         {
@@ -91,14 +83,9 @@ def bench_demo(
     ] + [
         {
             "name": f"slowest run {i + 1}: started → ended",
-            "value": r["endTime"] - r["startTime"],
+            "value": r["ended"] - r["started"],
             "unit": "s",
-            "note": f"{_what(r)}, created at {r['creationTime'] - began:.0f} s",
+            "note": f"{r['what']}, created at {r['created'] - began:.0f} s",
         }
         for i, r in enumerate(slowest)
     ]
-
-
-def _what(run: dict[str, Any]) -> str:
-    keys = sorted("/".join(k["path"]) for k in run["assetSelection"] or [])
-    return f"{run['jobName']} ({', '.join(keys)})" if keys else run["jobName"]

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from sreops import features
-from sreops.devtools.dagster_dev import dagster_dev, graphql
+from sreops.devtools.dagster_dev import dagster_dev, run_records
 from sreops.devtools.fake_slack import FakeSlack
 from sreops.ingest import run as ingest_run
 from sreops.timeutil import floor_hour, utc_now
@@ -74,29 +74,6 @@ def _land(landing: Path, service: str, now: dt.datetime) -> float:
     target = landing / f"incident-{service}-{end:%H%M}.parquet"
     os.replace(staging, target)
     return time.time()
-
-
-RUNS_QUERY = """
-{ runsOrError(limit: 500) { ... on Runs { results {
-    jobName creationTime startTime endTime status assetSelection { path } } } } }
-"""
-
-
-def _runs(port: int) -> list[dict[str, Any]]:
-    """Each run's job, selection, created/started/ended epoch seconds, from the webserver's GraphQL API."""
-    results = graphql(port, RUNS_QUERY)["runsOrError"]["results"]
-    return [
-        {
-            "job": run["jobName"],
-            "what": ",".join(sorted("/".join(key["path"]) for key in run["assetSelection"] or []))
-            or run["jobName"],
-            "created": run["creationTime"],
-            "started": run["startTime"],
-            "ended": run["endTime"],
-            "status": run["status"],
-        }
-        for run in results
-    ]
 
 
 STAGES = ("ingest", "features", "detection")
@@ -160,7 +137,7 @@ def bench_realtime(
                 if i:  # the first incident warms the code server and trains the models
                     delays.append(posted - landed)
                     windows.append((landed, posted))
-            runs = _runs(port)
+            runs = run_records(port)
     return latency_rows(delays, windows, runs, startup)
 
 
