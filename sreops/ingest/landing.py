@@ -12,6 +12,7 @@ import hashlib
 import logging
 import os
 import shutil
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -56,6 +57,34 @@ def sha256_of(path: Path) -> str:
         while block := fh.read(4 << 20):
             digest.update(block)
     return digest.hexdigest()
+
+
+class BackgroundHash:
+    """`sha256_of(path)` computed in a thread, so hashing a large file overlaps its load.
+
+    `result()` waits for it and re-raises what the hashing raised (FileNotFoundError when the
+    file went away before it was read).
+    """
+
+    def __init__(self, path: Path):
+        self._digest: str | None = None
+        self._error: Exception | None = None
+        self._thread = threading.Thread(target=self._run, args=(path,), name="sreops-hash", daemon=True)
+        self._thread.start()
+
+    def _run(self, path: Path) -> None:
+        try:
+            self._digest = sha256_of(path)
+        except Exception as exc:  # handed to whoever asks for the result
+            self._error = exc
+
+    def result(self) -> str:
+        """The hex digest, once the whole file has been read."""
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        assert self._digest is not None
+        return self._digest
 
 
 def _copy_to_free_name(folder: Path, name: str, source: Path) -> Path:

@@ -74,12 +74,22 @@ class FileResult:
     moved_to: Path | None = None
 
 
+def _duplicate(con: duckdb.DuckDBPyConnection, path: Path, digest: str) -> FileResult | None:
+    """The `duplicate` result (recorded) when a file with this content landed before, else None."""
+    seen = store.ingested_with_hash(con, digest)
+    if seen is None:
+        return None
+    reason = f"same content as file_id {seen}"
+    file_id = store.record_rejection(con, path, digest, "duplicate", reason)
+    return FileResult(path=path, status="duplicate", file_id=file_id, error=reason)
+
+
 def _load(
     con: duckdb.DuckDBPyConnection,
     path: Path,
     fmt: str,
     source: str,
-    digest: str,
+    content_hash: landing.BackgroundHash,
     window: tuple[dt.datetime, dt.datetime],
 ) -> FileResult:
     """Insert one file's rows with its record and hour marks; raises MalformedFileError.
@@ -88,6 +98,9 @@ def _load(
     read again as text: a bad row is reported; a file whose every row is fine (the sample only
     guessed a type too narrow for a later row) is loaded as text, so the outcome never depends
     on where the sample ended.
+
+    The content hash is computed while the rows load; it is checked once more before the
+    commit, so a file whose content landed meanwhile is rolled back as a duplicate.
     """
     if path.name.lower().endswith(".gz"):
         check_gzip(path)
@@ -121,6 +134,12 @@ def _load(
     rows = sum(row[1] for row in per_hour)
     hours = [row[0] for row in per_hour]
     try:
+        digest = content_hash.result()
+        if store.ingested_with_hash(con, digest) is not None:
+            con.execute("ROLLBACK")
+            duplicate = _duplicate(con, path, digest)
+            assert duplicate is not None
+            return duplicate
         span = (per_hour[0][2], per_hour[-1][3])
         store.record_ingested(con, file_id, path, digest, path.stat().st_size, rows, span, source)
         marks.mark_hours(con, FEATURES_ASSET, hours, f"samples from {path.name}", file_id)
@@ -151,10 +170,10 @@ def ingest_file(
     """
     path = Path(path)
     fmt = file_format(path)
-    try:
-        digest = landing.sha256_of(path) if not path.is_dir() else ""
-    except FileNotFoundError:
+    if not path.exists():
         return _vanished(path)
+    # The hash overlaps the load and is checked before the commit (a folder has none).
+    content_hash = landing.BackgroundHash(path) if path.is_file() else None
     with warehouse.connect(warehouse_path) as con:
         if not path.exists():  # taken while this ingest waited for the warehouse
             return _vanished(path)
@@ -167,18 +186,22 @@ def ingest_file(
                 raise MalformedFileError(f"metrics file {file_label(path)}: is not a regular file")
             if path.stat().st_size == 0:
                 raise MalformedFileError(f"metrics file {file_label(path)}: is empty (0 bytes)")
-            seen = store.ingested_with_hash(con, digest)
-            if seen is not None:
-                reason = f"same content as file_id {seen}"
-                file_id = store.record_rejection(con, path, digest, "duplicate", reason)
-                result = FileResult(path=path, status="duplicate", file_id=file_id, error=reason)
-            else:
-                result = _load(con, path, dialect(path, fmt), source, digest, window)
+            # Only a file of a size that landed before can be a duplicate: for it, wait for the
+            # hash instead of loading rows that would be rolled back.
+            assert content_hash is not None  # a regular file
+            duplicate = None
+            if store.ingested_with_size(con, path.stat().st_size):
+                duplicate = _duplicate(con, path, content_hash.result())
+            result = duplicate or _load(con, path, dialect(path, fmt), source, content_hash, window)
         except FileNotFoundError:
             return _vanished(path)
         except MalformedFileError as exc:
             if not path.exists():  # the read failed because the file went, not because of it
                 return _vanished(path)
+            try:
+                digest = content_hash.result() if content_hash else ""
+            except OSError:  # unreadable as a whole: the reason says why, the hash stays empty
+                digest = ""
             file_id = store.record_rejection(con, path, digest, "quarantined", str(exc))
             result = FileResult(path=path, status="quarantined", error=str(exc), file_id=file_id)
             log.warning("quarantined: %s", exc)

@@ -31,6 +31,16 @@ def next_file_id(con: duckdb.DuckDBPyConnection) -> int:
     return warehouse.next_ids(con, "ingested_files_seq")[0]
 
 
+def ingested_with_size(con: duckdb.DuckDBPyConnection, size_bytes: int) -> bool:
+    """Whether an ingested file had exactly this size (only such a file can have the same content)."""
+    return (
+        con.execute(
+            "SELECT 1 FROM ingested_files WHERE size_bytes = ? AND status = 'ingested' LIMIT 1", [size_bytes]
+        ).fetchone()
+        is not None
+    )
+
+
 def ingested_with_hash(con: duckdb.DuckDBPyConnection, digest: str) -> int | None:
     """The file_id of an ingested file with this content hash, if any."""
     seen = con.execute(
@@ -57,6 +67,31 @@ def _has_unsafe_names(con: duckdb.DuckDBPyConnection, table: str, file_id: int) 
     return False
 
 
+_EPOCH = dt.datetime(1970, 1, 1)
+
+
+def rows_per_hour(con: duckdb.DuckDBPyConnection, table: str, file_id: int) -> list[tuple]:
+    """`(hour, rows, first ts, last ts)` of one file's samples, in hour order.
+
+    Grouped on whole hours since 1970 (an integer, twice as fast as `date_trunc` on a large
+    file); DuckDB's `//` truncates toward zero, so a file reaching before 1970 is grouped with
+    `date_trunc` instead (as is one with an infinite timestamp, which has no epoch).
+    """
+    source = f"metric_samples_{table} WHERE file_id = ?"
+    per_hour = con.execute(
+        f"SELECT epoch_us(ts) // 3600000000 AS hour, count(*), min(ts), max(ts) FROM {source}"
+        " GROUP BY hour ORDER BY hour",
+        [file_id],
+    ).fetchall()
+    if per_hour and (per_hour[0][2] < _EPOCH or per_hour[-1][0] is None):  # before 1970, or infinite
+        return con.execute(
+            f"SELECT date_trunc('hour', ts) AS hour, count(*), min(ts), max(ts) FROM {source}"
+            " GROUP BY hour ORDER BY hour",
+            [file_id],
+        ).fetchall()
+    return [(_EPOCH + dt.timedelta(hours=hour), *rest) for hour, *rest in per_hour]
+
+
 def insert_file_rows(
     con: duckdb.DuckDBPyConnection,
     path: Path,
@@ -76,11 +111,7 @@ def insert_file_rows(
     con.execute(f"INSERT INTO {insert} FROM {reader}", {"path": str(path), "file_id": file_id})
     if _has_unsafe_names(con, table, file_id):
         raise RowProblem("a service or metric name is refused (see sreops.names.check_name)")
-    per_hour = con.execute(
-        f"SELECT date_trunc('hour', ts) AS hour, count(*), min(ts), max(ts) FROM metric_samples_{table}"
-        " WHERE file_id = ? GROUP BY hour ORDER BY hour",
-        [file_id],
-    ).fetchall()
+    per_hour = rows_per_hour(con, table, file_id)
     if not per_hour:
         raise MalformedFileError(f"metrics file {file_label(path)}: has a header but no rows")
     if per_hour[0][2] < window[0] or per_hour[-1][3] >= window[1]:

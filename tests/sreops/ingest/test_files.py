@@ -164,6 +164,31 @@ def test_same_content_is_ingested_once(warehouse_path: Path) -> None:
     assert len(samples(warehouse_path)) == 3
 
 
+def test_content_that_lands_while_a_file_loads_rolls_it_back_as_a_duplicate(
+    warehouse_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The hash is checked again before commit: a twin that landed meanwhile adds no rows."""
+    first = write_frame(landing("a.csv"), FRAME)
+    assert ingest_run.ingest_file(first, warehouse_path).status == "ingested"
+    # As if the twin had committed after this ingest's size check (a concurrent ingest).
+    monkeypatch.setattr(ingest_run.store, "ingested_with_size", lambda con, size: False)
+    result = ingest_run.ingest_file(write_frame(landing("twin.csv"), FRAME), warehouse_path)
+    assert result.status == "duplicate" and result.error.startswith("same content as file_id")
+    assert len(samples(warehouse_path)) == 3
+    with warehouse.connect(warehouse_path) as con:
+        statuses = con.execute("SELECT status, rows FROM ingested_files ORDER BY file_id").fetchall()
+    assert statuses == [("ingested", 3), ("duplicate", 0)]
+
+
+def test_hours_before_1970_are_marked_as_the_hours_they_are(warehouse_path: Path) -> None:
+    old = landing("old.csv")
+    old.write_text(HEADER + "1969-12-31T22:10:00Z,a,m,1\n1970-01-01T00:30:00Z,a,m,2\n")
+    window = (dt.datetime(1960, 1, 1), dt.datetime(2100, 1, 1))
+    result = ingest_run.ingest_file(old, warehouse_path, window=window)
+    assert result.status == "ingested", result.error
+    assert result.hours == [dt.datetime(1969, 12, 31, 22), dt.datetime(1970, 1, 1, 0)]
+
+
 def test_ingestion_marks_exactly_the_hours_it_touched(warehouse_path: Path) -> None:
     late = landing("late.csv")
     late.write_text(HEADER + "2026-11-19T03:10:00Z,a,m,1\n2026-11-19T07:59:59Z,a,m,2\n")
