@@ -142,12 +142,14 @@ def anomalies(
         settings = versions.settings_of(warehouse.path, config.version)
     events = _events(warehouse.path, start, end, run.events_lookback(settings), cfg)
     store = FileModelStore()
-    # Hour by hour, keeping only what the metadata shows: a ranged run's memory stays flat in its length.
+    # A window (at most run.WINDOW) at a time, each series' history read once per window, keeping only
+    # what the metadata shows: a ranged run's memory stays flat in its length.
     hours = rows = series = anomalous_series = anomalous_services = trained = out_of_range = 0
     top, plotted = pd.DataFrame(), pd.DataFrame()
-    for hour in hours_between(start, end):
-        scored = run.score_hour(warehouse.path, hour, settings, policy, store, events)
-        hours, rows, trained = hours + 1, rows + scored.rows, trained + scored.trained
+    for scored in run.score_range(warehouse.path, start, end, settings, policy, store, events):
+        window_end = scored.end
+        hours += len(hours_between(scored.hour, window_end))
+        rows, trained = rows + scored.rows, trained + scored.trained
         series = max(series, scored.series)
         frame = scored.frame
         del scored  # only the running totals below outlive the hour
@@ -158,7 +160,8 @@ def anomalies(
         anomalous_services += int(frame.loc[is_service, "is_anomaly"].sum())
         anomalous_series += int(frame.loc[~is_service, "is_anomaly"].sum())
         top = pd.concat([top, frame[~is_service].nlargest(10, "score")[TOP_COLUMNS]]).nlargest(10, "score")
-        plotted = frame[is_service]  # the plot shows the range's last hour
+        last_hour = window_end - dt.timedelta(hours=1)
+        plotted = frame[is_service & (frame["minute"] >= last_hour)]  # the plot shows the range's last hour
     metadata: dict = {
         "version": settings.version,
         "hours": hours,

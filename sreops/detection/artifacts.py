@@ -73,3 +73,7 @@ class FileModelStore:
             return None  # unreadable artefact: retrained by the caller
         self.cache[key] = model
         return model
+
+    def forget_before(self, moment: dt.datetime) -> None:
+        """Drop cached models fitted before `moment` (they stay on file): a long range keeps memory flat."""
+        self.cache = {key: model for key, model in self.cache.items() if key[3] >= moment}

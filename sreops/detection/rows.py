@@ -40,19 +40,19 @@ def series_rows(
     policy: AlarmPolicy,
     service: str,
     metric: str,
-    part: pd.DataFrame,
+    minutes: np.ndarray,
+    values: np.ndarray,
     hour: dt.datetime,
     events: list[Event],
     now: dt.datetime,
 ) -> dict[str, np.ndarray]:
-    """The series-minute rows of `hour` for one series (`part`: its minutes read for the hour), as columns.
+    """The series-minute rows of `hour` for one series, as columns.
 
-    Columns, not a frame: a frame per series costs more than scoring its hour; `frame_of` joins
-    every series' columns into one frame at the end.
+    `minutes` (datetime64[ns], ascending) and `values` are the series' points read for the hour:
+    its context and the points since its model, then the hour's. Columns, not a frame: a frame
+    per series costs more than scoring its hour; `frame_of` joins every series' columns at the end.
     """
-    minutes = part["minute"].to_numpy(dtype="datetime64[ns]")
     times = seconds(minutes)
-    values = part["value"].to_numpy(dtype=float)
     keep = keep_mask(minutes, service, events)
     start = int(np.searchsorted(times, (hour - dt.datetime(1970, 1, 1)).total_seconds(), side="left"))
     n = len(times)
@@ -62,14 +62,19 @@ def series_rows(
     magnitude = np.concatenate([p.magnitude for p in pieces])
     scorer = np.concatenate([p.scorer for p in pieces])
     explanation = np.full(n - start, None, dtype=object)
-    model_ids = np.full(n - start, None, dtype=object)
-    ids: dict[float | None, str | None] = {}
-    for offset in range(n - start):
-        model = detector.model_of(times, start + offset) if scorer[offset] != "baseline" else None
-        until = model.trained_until_s if model is not None else None
-        if until not in ids:
-            ids[until] = model_id((settings.version, service, metric, from_epoch(until))) if until else None
-        model_ids[offset] = ids[until]
+    # one model scores each piece (pieces never straddle a model boundary)
+    model_ids = np.concatenate(
+        [
+            np.full(
+                len(p.score),
+                model_id((settings.version, service, metric, from_epoch(p.model.trained_until_s)))
+                if p.model is not None and p.model.trained_until_s
+                else None,
+                dtype=object,
+            )
+            for p in pieces
+        ]
+    )
     explained = np.flatnonzero(score >= explain.EXPLAIN_FROM_SCORE)
     low = np.full(n - start, np.nan)
     high = np.full(n - start, np.nan)
@@ -82,7 +87,7 @@ def series_rows(
     tags = np.array(event_tags(minutes[start:], service, events), dtype=object)
     count = n - start
     return {
-        "minute": part["minute"].to_numpy()[start:],
+        "minute": minutes[start:],
         "service": np.full(count, service, dtype=object),
         "metric": np.full(count, metric, dtype=object),
         "detector": np.asarray(scorer, dtype=object),
@@ -118,7 +123,7 @@ def service_rows(
     # the shipped rule (service.highest): the series with the highest score gives the service's
     top = rows.loc[rows.groupby(["service", "minute"], sort=True)["score"].idxmax()].reset_index(drop=True)
     entries: dict[tuple, list[dict]] = {}
-    explained = rows[rows["explanation"].map(lambda e: isinstance(e, str))]
+    explained = rows[rows["explanation"].notna()]
     for service, minute, text in zip(
         explained["service"], explained["minute"], explained["explanation"], strict=True
     ):
@@ -127,7 +132,7 @@ def service_rows(
         explain.service_explanation(entries.get((service, minute), []))
         for service, minute in zip(top["service"], top["minute"], strict=True)
     ]
-    tagged = rows[rows["event"].map(lambda e: isinstance(e, str))]
+    tagged = rows[rows["event"].notna()]
     events: dict[tuple, str] = {}
     for service, minute, tag in zip(tagged["service"], tagged["minute"], tagged["event"], strict=True):
         if events.get((service, minute)) != "maintenance":

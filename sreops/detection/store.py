@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import duckdb
 import pandas as pd
@@ -18,6 +19,9 @@ from sreops import warehouse
 from sreops.detection.artifacts import ModelKey, model_id
 from sreops.detection.models import SeriesModel
 from sreops.timeutil import from_epoch
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 Connection = duckdb.DuckDBPyConnection
 SERVICE_METRIC = "*"
@@ -89,6 +93,47 @@ def series_states(
     }
 
 
+def series_between(con: Connection, start: dt.datetime, end: dt.datetime) -> list[tuple[str, str]]:
+    """Every (service, metric) with a minute in [start, end), sorted."""
+    return con.execute(
+        "SELECT DISTINCT service, metric FROM metric_features_1m WHERE minute >= ? AND minute < ? ORDER BY ALL",
+        [start, end],
+    ).fetchall()
+
+
+_VALUES_SCHEMA = None
+
+
+def _values_schema() -> pa.Schema:
+    import pyarrow as pa
+
+    global _VALUES_SCHEMA
+    if _VALUES_SCHEMA is None:
+        _VALUES_SCHEMA = pa.schema(
+            [
+                ("service", pa.string()),
+                ("metric", pa.string()),
+                ("minute", pa.timestamp("us")),
+                ("value", pa.float64()),
+            ]
+        )
+    return _VALUES_SCHEMA
+
+
+def _values_table(
+    con: Connection, start: dt.datetime, end: dt.datetime, series: set[tuple[str, str]]
+) -> pa.Table:
+    """Minute means of the named series in [start, end), as Arrow (no pandas frame on the way)."""
+    con.register("wanted_series", pd.DataFrame(sorted(series), columns=["service", "metric"]))
+    table = con.execute(
+        "SELECT f.service, f.metric, f.minute, f.mean AS value FROM metric_features_1m f"
+        " JOIN wanted_series USING (service, metric) WHERE f.minute >= ? AND f.minute < ?",
+        [start, end],
+    ).to_arrow_table()
+    con.unregister("wanted_series")
+    return table.cast(_values_schema())
+
+
 def read_values(
     con: Connection, start: dt.datetime, end: dt.datetime, series: set[tuple[str, str]] | None = None
 ) -> pd.DataFrame:
@@ -99,15 +144,8 @@ def read_values(
             " WHERE minute >= ? AND minute < ? ORDER BY service, metric, minute",
             [start, end],
         ).df()
-    con.register("wanted_series", pd.DataFrame(sorted(series), columns=["service", "metric"]))
-    frame = con.execute(
-        "SELECT f.service, f.metric, f.minute, f.mean AS value FROM metric_features_1m f"
-        " JOIN wanted_series USING (service, metric)"
-        " WHERE f.minute >= ? AND f.minute < ? ORDER BY f.service, f.metric, f.minute",
-        [start, end],
-    ).df()
-    con.unregister("wanted_series")
-    return frame
+    order = [("service", "ascending"), ("metric", "ascending"), ("minute", "ascending")]
+    return _values_table(con, start, end, series).sort_by(order).to_pandas()
 
 
 def read_last_values(con: Connection, before: dict[tuple[str, str], dt.datetime], count: int) -> pd.DataFrame:
@@ -127,8 +165,8 @@ def read_last_values(con: Connection, before: dict[tuple[str, str], dt.datetime]
         )
 
     con.register("wanted_series", wanted(before))
-    # most series are dense: a bounded read finds their points; the rest are read unbounded
-    span = dt.timedelta(minutes=count) * 1.25 + dt.timedelta(days=1)
+    # most series are dense: a read of the last hours finds their points; the rest are read unbounded
+    span = dt.timedelta(minutes=count) * 1.25 + dt.timedelta(hours=6)
     frame = con.execute(
         query.format(bound="AND f.minute >= w.until - to_seconds(?)"), [span.total_seconds(), count]
     ).df()
@@ -145,6 +183,35 @@ def read_last_values(con: Connection, before: dict[tuple[str, str], dt.datetime]
             ["service", "metric", "minute"], kind="stable"
         )
     return frame.reset_index(drop=True)
+
+
+def read_history(
+    con: Connection,
+    young: set[tuple[str, str]],
+    mature: set[tuple[str, str]],
+    grid: dt.datetime,
+    end: dt.datetime,
+    context: int,
+) -> pa.Table:
+    """What scoring up to `end` reads, as one Arrow table sorted by service, metric and minute.
+
+    A young series is read from its first point, a mature one from `grid` (its model's
+    boundary) with the `context` points before it. Arrow, not pandas: for a thousand series the
+    frame conversion cost more than the reads.
+    """
+    import pyarrow as pa
+
+    tables = []
+    if young:
+        tables.append(_values_table(con, dt.datetime(1970, 1, 1), end, young))
+    if mature:
+        before = read_last_values(con, {key: grid for key in mature}, context)
+        tables.append(pa.Table.from_pandas(before, preserve_index=False).cast(_values_schema()))
+        tables.append(_values_table(con, grid, end, mature))
+    if not tables:
+        return _values_schema().empty_table()
+    order = [("service", "ascending"), ("metric", "ascending"), ("minute", "ascending")]
+    return pa.concat_tables(tables).sort_by(order)
 
 
 # ---- detector_models ------------------------------------------------------------------------------
@@ -170,8 +237,10 @@ def register_models(con: Connection, rows: list[tuple[ModelKey, SeriesModel | No
 
 
 # ---- anomalies ------------------------------------------------------------------------------------
-def write_hour(con: Connection, hour: dt.datetime, version: str, frame: pd.DataFrame) -> None:
-    """Replace one version's rows of one hour in `anomalies` (call inside a transaction)."""
+def write_hour(
+    con: Connection, hour: dt.datetime, version: str, frame: pd.DataFrame, end: dt.datetime | None = None
+) -> None:
+    """Replace one version's rows of one hour (or of [hour, end)) in `anomalies` (inside a transaction)."""
     table = (
         frame.reindex(columns=list(ANOMALY_COLUMNS))
         if len(frame)
@@ -179,7 +248,8 @@ def write_hour(con: Connection, hour: dt.datetime, version: str, frame: pd.DataF
     )
     table = table.astype({"explanation": object, "event": object, "model_id": object})
     con.execute(
-        "DELETE FROM anomalies WHERE minute >= ? AND minute < ? AND version = ?", [hour, hour + HOUR, version]
+        "DELETE FROM anomalies WHERE minute >= ? AND minute < ? AND version = ?",
+        [hour, end or hour + HOUR, version],
     )
     if len(table):
         con.register("scored_rows", table)

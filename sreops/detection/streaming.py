@@ -55,6 +55,7 @@ class PointScores:
     magnitude: np.ndarray
     scorer: np.ndarray  # "baseline" or the member
     suppression: np.ndarray  # alarm suppression points for the series' interval (per its model)
+    model: SeriesModel | None = None  # the one model that scored the block (None: the baseline)
 
 
 @dataclass
@@ -168,6 +169,7 @@ class StreamingDetector:
             block.magnitude,
             np.full(b - a, model.kind, dtype=object),
             np.full(b - a, self.policy.suppression_for(model.interval_s_)),
+            model,
         )
 
     def model_of(self, times: np.ndarray, i: int) -> SeriesModel | None:

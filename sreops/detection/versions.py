@@ -186,11 +186,11 @@ def replay(
     cfg: config.Config,
     progress: bool = False,
 ) -> list:
-    """Score every hour in [start, end) under `settings` (registered as a candidate if new)."""
+    """Score every hour in [start, end) under `settings` (registered as a candidate if new), a window at a time."""
     from tqdm import tqdm
 
     from sreops.detection.artifacts import FileModelStore
-    from sreops.detection.run import EVENTS_LOOKBACK, load_events, score_hour
+    from sreops.detection.run import EVENTS_LOOKBACK, load_events, score_range
     from sreops.features import hours_between
 
     register(warehouse_path, settings)
@@ -199,12 +199,14 @@ def replay(
     settle = dt.timedelta(minutes=cfg.detection.deploy_settle_minutes)
     events = load_events(warehouse_path, start - EVENTS_LOOKBACK, end, cfg.events, settle)
     out = []
-    for hour in tqdm(
-        hours_between(start, end),
+    with tqdm(
+        total=len(hours_between(start, end)),
         desc=f"replay {settings.version}",
         unit="hour",
         disable=not progress,
         file=sys.stderr,
-    ):
-        out.append(score_hour(warehouse_path, hour, settings, policy, store, events))
+    ) as bar:
+        for scored in score_range(warehouse_path, start, end, settings, policy, store, events):
+            out.append(scored)
+            bar.update(len(hours_between(scored.hour, scored.end)))
     return out

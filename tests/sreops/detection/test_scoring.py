@@ -99,6 +99,47 @@ def test_rescoring_an_hour_replaces_its_rows(fleet: Path) -> None:
     assert run.duplicate_rows(fleet, hour, hour + dt.timedelta(hours=1), settings.version) == 0
 
 
+def test_a_range_scored_a_window_at_a_time_writes_what_its_hours_scored_one_by_one(
+    warehouse_path: Path,
+) -> None:
+    """The ranged path (one read per window of several hours) changes nothing but its cost."""
+    late = feature_rows(START + dt.timedelta(hours=20), 40, seed=3)  # young when the range starts
+    late["service"] = "late-" + late["service"]
+    write_features(warehouse_path, pd.concat([feature_rows(START, 60), late], ignore_index=True))
+    settings, policy = DetectorSettings(), AlarmPolicy()
+    now = dt.datetime(2026, 11, 19)
+    start, end = START + dt.timedelta(hours=2), START + dt.timedelta(hours=60)
+    windows = run.range_windows(start, end, settings)
+    assert windows[0][0] == start and windows[-1][1] == end
+    assert all(a < b <= a + run.WINDOW for a, b in windows) and len(windows) < 58
+    assert all(b2 == a1 for (_, b2), (a1, _) in zip(windows, windows[1:], strict=False))
+    assert all(b.date() == a.date() or b == dt.datetime.combine(b.date(), dt.time()) for a, b in windows)
+    for a, b in windows:
+        run.score_window(warehouse_path, a, b, settings, policy, MemoryModelStore(), now=now)
+    ranged = anomalies_of(warehouse_path, settings.version)
+    store = MemoryModelStore()
+    for hour in pd.date_range(start, end, freq="h", inclusive="left").to_pydatetime():
+        run.score_hour(warehouse_path, hour, settings, policy, store, now=now)
+    hourly = anomalies_of(warehouse_path, settings.version)
+    assert len(ranged) == 58 * 60 * (len(SERIES) + 2) + 40 * 60 * (len(SERIES) + 2)
+    pd.testing.assert_frame_equal(ranged, hourly)
+
+
+def test_a_long_range_keeps_only_the_current_days_models_in_memory(fleet: Path, tmp_path: Path) -> None:
+    settings, policy = DetectorSettings(), AlarmPolicy()
+    store = FileModelStore(tmp_path / "models")
+    start, end = START + dt.timedelta(hours=6), START + dt.timedelta(hours=60)
+    hours = sum(
+        len(pd.date_range(r.hour, r.end, freq="h", inclusive="left"))
+        for r in run.score_range(fleet, start, end, settings, policy, store)
+    )
+    assert hours == 54
+    fitted = {key[3] for key in store.cache}
+    assert fitted and min(fitted) >= dt.datetime(2026, 11, 18)  # the last day's grid; older ones left
+    on_file = {p.name for p in (tmp_path / "models").rglob("*.npz")}
+    assert {"20261117T000000.npz", "20261118T000000.npz"} <= on_file  # evicted from memory, kept on file
+
+
 def test_later_data_does_not_change_an_hour_already_scored(fleet: Path) -> None:
     settings, policy = DetectorSettings(), AlarmPolicy()
     hour = dt.datetime(2026, 11, 18, 9)
