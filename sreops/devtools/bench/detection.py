@@ -97,14 +97,21 @@ _RANGE_START = dt.datetime(2026, 11, 17)
 
 
 def prepare_range(folder: Path, series: int, days: int) -> dict:
-    """A warehouse in `folder` with `days` + 1 days of features and the models a ranged run needs, as files."""
+    """A warehouse in `folder` with a week of history, `days` more days of features, and the models, as files.
+
+    A week: the models learn from at most `training_points` (a week of minutes), so each day's
+    models are as large as a long-lived fleet's.
+    """
     from sreops import features, warehouse
     from sreops.detection import run
     from sreops.detection.artifacts import FileModelStore
 
     path = folder / "warehouse.duckdb"
-    for day in range(days + 1):  # a day at a time: the input never sits whole in memory
-        frame = _feature_frame(series, seed=3, days=1, start=_RANGE_START - dt.timedelta(days=1 - day))
+    history = DetectorSettings().training_points // 1440
+    for day in range(history + days):  # a day at a time: the input never sits whole in memory
+        frame = _feature_frame(
+            series, seed=day, days=1, start=_RANGE_START + dt.timedelta(days=day - history)
+        )
         with warehouse.transaction(path) as con:
             features.insert_features(con, frame)
         del frame
@@ -120,14 +127,10 @@ def range_run(folder: Path, series: int, days: int) -> dict:
     Series-minutes/s end to end and the process's peak memory after the first day and after the
     whole range: flat memory when the two agree. Run in its own process after `prepare_range`.
     """
-    import resource
-
     from sreops.detection import run
     from sreops.detection.artifacts import FileModelStore
     from sreops.detection.settings import AlarmPolicy
-
-    def peak_mib() -> int:
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+    from sreops.devtools.bench import peak_rss_mib as peak_mib
 
     path, end = folder / "warehouse.duckdb", _RANGE_START + dt.timedelta(days=days)
     settings, policy, store = DetectorSettings(), AlarmPolicy(), FileModelStore(folder / "models")

@@ -24,13 +24,14 @@ FROM range($n) AS r(i)
 """
 
 _INGEST_CHILD = """
-import resource, sys, time
+import sys, time
+from sreops.devtools.bench import peak_rss_mib
 from sreops.ingest.run import ingest_file
 started = time.perf_counter()
 result = ingest_file(sys.argv[1], sys.argv[2], move=False, source="bench")
 elapsed = time.perf_counter() - started
 assert result.status == "ingested", result.error
-print(elapsed, result.rows, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+print(elapsed, result.rows, peak_rss_mib())
 """
 
 
