@@ -10,18 +10,15 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import duckdb
 import pandas as pd
+import pyarrow as pa
 
 from sreops import warehouse
 from sreops.detection.artifacts import ModelKey, model_id
 from sreops.detection.models import SeriesModel
 from sreops.timeutil import from_epoch
-
-if TYPE_CHECKING:
-    import pyarrow as pa
 
 Connection = duckdb.DuckDBPyConnection
 SERVICE_METRIC = "*"
@@ -101,23 +98,14 @@ def series_between(con: Connection, start: dt.datetime, end: dt.datetime) -> lis
     ).fetchall()
 
 
-_VALUES_SCHEMA = None
-
-
-def _values_schema() -> pa.Schema:
-    import pyarrow as pa
-
-    global _VALUES_SCHEMA
-    if _VALUES_SCHEMA is None:
-        _VALUES_SCHEMA = pa.schema(
-            [
-                ("service", pa.string()),
-                ("metric", pa.string()),
-                ("minute", pa.timestamp("us")),
-                ("value", pa.float64()),
-            ]
-        )
-    return _VALUES_SCHEMA
+VALUES_SCHEMA = pa.schema(
+    [
+        ("service", pa.string()),
+        ("metric", pa.string()),
+        ("minute", pa.timestamp("us")),
+        ("value", pa.float64()),
+    ]
+)
 
 
 def _values_table(
@@ -131,21 +119,7 @@ def _values_table(
         [start, end],
     ).to_arrow_table()
     con.unregister("wanted_series")
-    return table.cast(_values_schema())
-
-
-def read_values(
-    con: Connection, start: dt.datetime, end: dt.datetime, series: set[tuple[str, str]] | None = None
-) -> pd.DataFrame:
-    """Minute means of every series (or those named) in [start, end), ordered by series and minute."""
-    if series is None:
-        return con.execute(
-            "SELECT service, metric, minute, mean AS value FROM metric_features_1m"
-            " WHERE minute >= ? AND minute < ? ORDER BY service, metric, minute",
-            [start, end],
-        ).df()
-    order = [("service", "ascending"), ("metric", "ascending"), ("minute", "ascending")]
-    return _values_table(con, start, end, series).sort_by(order).to_pandas()
+    return table.cast(VALUES_SCHEMA)
 
 
 def read_last_values(con: Connection, before: dict[tuple[str, str], dt.datetime], count: int) -> pd.DataFrame:
@@ -199,17 +173,15 @@ def read_history(
     boundary) with the `context` points before it. Arrow, not pandas: for a thousand series the
     frame conversion cost more than the reads.
     """
-    import pyarrow as pa
-
     tables = []
     if young:
         tables.append(_values_table(con, dt.datetime(1970, 1, 1), end, young))
     if mature:
         before = read_last_values(con, {key: grid for key in mature}, context)
-        tables.append(pa.Table.from_pandas(before, preserve_index=False).cast(_values_schema()))
+        tables.append(pa.Table.from_pandas(before, preserve_index=False).cast(VALUES_SCHEMA))
         tables.append(_values_table(con, grid, end, mature))
     if not tables:
-        return _values_schema().empty_table()
+        return VALUES_SCHEMA.empty_table()
     order = [("service", "ascending"), ("metric", "ascending"), ("minute", "ascending")]
     return pa.concat_tables(tables).sort_by(order)
 
