@@ -238,14 +238,13 @@ def score_window(
     what a replay of the whole series would see for these minutes, so a window of many hours
     writes what its hours scored one by one would. Cut ranges with `range_windows`.
     """
-    hour = start
     now = now or utc_now()
     events = list(events)
-    grid = grid_time(hour, settings)
+    grid = grid_time(start, settings)
     with warehouse.connect(warehouse_path) as con:
         states = store.series_states(con, grid, end, settings.cold_start_points)
-        series = store.series_between(con, hour, end)
-        needed = _fit_times_needed(series, states, hour, end, settings)
+        series = store.series_between(con, start, end)
+        needed = _fit_times_needed(series, states, start, end, settings)
         young = {k for k in series if states[k].before_grid <= settings.cold_start_points}
         mature = set(series) - young
         untrained = any(
@@ -259,7 +258,7 @@ def score_window(
         )
     trained = 0
     if history is None:
-        # every fit time any minute of the hour may need, trained up front (one read of training data)
+        # every fit time any minute of the window may need, trained up front (one read of training data)
         for round_ in range(max((len(v) for v in needed.values()), default=0)):
             batch = {k: v[round_] for k, v in needed.items() if len(v) > round_}
             trained += train_models(warehouse_path, settings, models, batch, events).trained
@@ -287,15 +286,15 @@ def score_window(
             model_provider=provider,
         )
         parts.append(
-            series_rows(detector, settings, policy, service, metric, minutes, values, hour, events, now)
+            series_rows(detector, settings, policy, service, metric, minutes, values, start, events, now)
         )
     rows = frame_of(parts, ANOMALY_COLUMNS)
     services = service_rows(rows, policy, settings.version, now)
     frame = pd.concat([rows, services], ignore_index=True) if len(services) else rows
     # run again if another writer's commit conflicts with it (DuckLake; a file never conflicts)
-    warehouse.transact(lambda con: store.write_hour(con, hour, settings.version, frame, end), warehouse_path)
+    warehouse.transact(lambda con: store.write_hour(con, start, settings.version, frame, end), warehouse_path)
     return HourScores(
-        hour,
+        start,
         settings.version,
         len(series),
         len(frame),
