@@ -18,11 +18,12 @@ import datetime as dt
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import duckdb
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from sreops import warehouse
 from sreops.alerting.model import Alert, fetch_alerts
@@ -40,9 +41,6 @@ from sreops.detection.training import Store, fit_time_as_of, grid_time, train_mo
 from sreops.detection.training import TrainReport as TrainReport
 from sreops.detection.training import train_as_of as train_as_of
 from sreops.timeutil import epoch_seconds, floor_hour, from_epoch, utc_now
-
-if TYPE_CHECKING:
-    import pyarrow as pa
 
 HOUR = dt.timedelta(hours=1)
 # The most a ranged run scores at once: one history read per window instead of per hour (2–3×
@@ -128,8 +126,6 @@ def _series_blocks(history: pa.Table) -> Iterator[tuple[str, str, np.ndarray, np
 
     Slices of two arrays, not a frame per series (which costs more than scoring a series' hour).
     """
-    import pyarrow.compute as pc
-
     n = history.num_rows
     if n == 0:
         return
