@@ -8,8 +8,10 @@ import pandas as pd
 from assets.detection import detect_live
 from assets.metadata import bar_plot, png, preview
 from assets.partitions import hour_key, hourly_partitions
-from assets.resources import ConfigResource, WarehouseResource
+from assets.resources import ConfigResource, SlackResource, WarehouseResource
 from sreops import features
+from sreops import warehouse as sreops_warehouse
+from sreops.alerting.delivery.run import deliver_pending
 from sreops.ingest import landing as metric_landing
 from sreops.ingest import run as ingest_run
 
@@ -19,6 +21,10 @@ from sreops.ingest import run as ingest_run
 # is rebuilt by the features runs the landing sensor requests and the anomalies and alerts runs
 # the automation sensor requests after them, exactly as before.
 INLINE_FEATURE_HOURS = 2
+# A live run that opened or updated incidents posts them itself, within this budget, instead of
+# leaving them for the delivery sensor's next tick (about 5 s later); see `_deliver_now`.
+IN_RUN_DELIVERY_BUDGET_S = 10.0
+IN_RUN_LOCK_PATIENCE_S = 2.0
 
 
 class IngestConfig(dg.Config):
@@ -33,6 +39,7 @@ def metric_samples(
     config: IngestConfig,
     warehouse: WarehouseResource,
     sreops_config: ConfigResource,
+    slack: SlackResource,
 ):
     """Raw samples from landing files; malformed files are quarantined with the reason."""
     targets = [Path(f) for f in config.files] if config.files else metric_landing.discover()
@@ -80,7 +87,8 @@ def metric_samples(
             ),
         }
     )
-    _live_chain(context, warehouse.path, sreops_config, inline)
+    if _live_chain(context, warehouse.path, sreops_config, inline):
+        _deliver_now(context, warehouse.path, sreops_config, slack)
 
 
 def _inline_hours(hours: list) -> list:
@@ -93,7 +101,7 @@ def _inline_hours(hours: list) -> list:
 
 def _live_chain(
     context: dg.AssetExecutionContext, warehouse_path: str, sreops_config: ConfigResource, hours: list
-) -> None:
+) -> bool:
     """Build the features of `hours`, score them and update their incidents.
 
     Each step is reported as a materialization of its asset's partition: the features first, then
@@ -114,6 +122,39 @@ def _live_chain(
     detected = detect_live(warehouse_path, sreops_config.load(), hours) if hours else []
     for event in built + detected:
         context.log_event(event)
+    return bool(detected)
+
+
+def _deliver_now(
+    context: dg.AssetExecutionContext,
+    warehouse_path: str,
+    sreops_config: ConfigResource,
+    slack: SlackResource,
+) -> None:
+    """Post what the live chain just wrote to the outbox, when this run can safely be the one to do it.
+
+    Only with a bot token (dry-run stays with the sensor) and a DuckDB-file warehouse: one pass at a
+    time holds the outbox through a lock file beside the warehouse, which every process that can open
+    a DuckDB file shares, but hosts sharing a DuckLake catalog do not. A pass already holding the
+    outbox (the sensor's) makes this one a no-op; what is left, the sensor's next tick posts.
+    """
+    settings = slack.settings
+    if not settings.bot_token or not isinstance(sreops_warehouse.location(warehouse_path), Path):
+        return
+    try:
+        report = deliver_pending(
+            warehouse_path,
+            config=sreops_config.load(),
+            slack=settings,
+            budget_s=IN_RUN_DELIVERY_BUDGET_S,
+            patience_s=IN_RUN_LOCK_PATIENCE_S,
+        )
+    except sreops_warehouse.WarehouseLockedError as exc:
+        context.log.info(f"warehouse busy; the delivery sensor posts these alerts: {exc}")
+        return
+    for error in dict.fromkeys(report.errors):
+        context.log.warning(error)
+    context.log.info(f"delivered from the run: {report.summary()}")
 
 
 ASSETS = [metric_samples]

@@ -18,7 +18,7 @@ from assets.detection import (
     daily_detector_training,
     detector_models,
 )
-from assets.resources import ConfigResource, WarehouseResource
+from assets.resources import ConfigResource, SlackResource, WarehouseResource
 from sreops import config, warehouse
 from sreops.detection import versions
 
@@ -193,12 +193,8 @@ def write_features_after(path: Path, after: dt.datetime) -> None:
         con.unregister("rows")
 
 
-def test_a_live_file_is_scored_and_alerted_in_its_ingest_run_and_nothing_is_requested_after(
-    warehouse_path: Path,
-) -> None:
-    """The real-time path: one ingest run builds the hour's features, scores them, opens the incident."""
-    from assets.features import metric_features_1m
-    from assets.ingest import metric_samples
+def land_live_hour(warehouse_path: Path) -> None:
+    """History as features, and the spike's hour so far as a landing file (its features removed)."""
     from sreops import paths
 
     hour = SPIKE.replace(minute=0)
@@ -214,10 +210,20 @@ def test_a_live_file_is_scored_and_alerted_in_its_ingest_run_and_nothing_is_requ
     paths.landing_metrics().mkdir(parents=True, exist_ok=True)
     live.to_csv(paths.landing_metrics() / "live.csv", index=False)
 
+
+def test_a_live_file_is_scored_and_alerted_in_its_ingest_run_and_nothing_is_requested_after(
+    warehouse_path: Path,
+) -> None:
+    """The real-time path: one ingest run builds the hour's features, scores them, opens the incident."""
+    from assets.features import metric_features_1m
+    from assets.ingest import metric_samples
+
+    land_live_hour(warehouse_path)
     instance = dg.DagsterInstance.ephemeral()
     resources = {
         "warehouse": WarehouseResource(location=str(warehouse_path)),
         "sreops_config": ConfigResource(),
+        "slack": SlackResource(),  # no token: dry-run, which the delivery sensor does, not the run
     }
     defs = dg.Definitions(
         assets=[metric_samples, metric_features_1m, anomalies, alerts_asset], resources=resources
@@ -238,3 +244,64 @@ def test_a_live_file_is_scored_and_alerted_in_its_ingest_run_and_nothing_is_requ
     after = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=first.cursor)
     assert after.get_requested_partitions(anomalies.key) == set()
     assert after.get_requested_partitions(alerts_asset.key) == set()
+    with warehouse.connect(warehouse_path) as con:  # nothing delivered, not even as a dry run
+        assert con.execute("SELECT count(*) FROM alert_deliveries").fetchone()[0] == 0
+
+
+def test_a_live_incident_is_posted_by_its_ingest_run_exactly_once(warehouse_path: Path) -> None:
+    """With a bot token the run posts the incident it opened; the sensor's next pass has nothing left."""
+    from assets.ingest import metric_samples
+    from sreops.alerting.delivery.run import deliver_pending
+    from sreops.config import SlackSettings
+    from sreops.devtools.fake_slack import FakeSlack
+
+    land_live_hour(warehouse_path)
+    with FakeSlack() as fake:
+        slack = SlackResource(bot_token=fake.token, api_url=fake.url)
+        resources = {
+            "warehouse": WarehouseResource(location=str(warehouse_path)),
+            "sreops_config": ConfigResource(),
+            "slack": slack,
+        }
+        assert dg.materialize([metric_samples], resources=resources).success
+        posts = fake.calls_to("chat.postMessage", ok=True)
+        assert len(posts) == 1 and "checkout" in str(posts[0])
+        again = deliver_pending(
+            warehouse_path,
+            config=config.Config(),
+            slack=SlackSettings(bot_token=fake.token, api_url=fake.url),
+        )
+        assert again.delivered == 0
+        assert len(fake.calls_to("chat.postMessage", ok=True)) == 1
+
+
+def test_a_live_run_leaves_the_outbox_to_a_pass_that_holds_it(warehouse_path: Path) -> None:
+    """While another pass holds the outbox lock the run posts nothing; the next pass posts it once."""
+    import fcntl
+
+    from assets.ingest import metric_samples
+    from sreops.alerting.delivery.run import deliver_pending
+    from sreops.config import SlackSettings
+    from sreops.devtools.fake_slack import FakeSlack
+
+    land_live_hour(warehouse_path)
+    with FakeSlack() as fake:
+        resources = {
+            "warehouse": WarehouseResource(location=str(warehouse_path)),
+            "sreops_config": ConfigResource(),
+            "slack": SlackResource(bot_token=fake.token, api_url=fake.url),
+        }
+        lock = warehouse.lock_file(warehouse_path, "delivery")
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        with open(lock, "a") as held:
+            fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            assert dg.materialize([metric_samples], resources=resources).success
+            assert fake.calls_to("chat.postMessage", ok=True) == []
+            fcntl.flock(held, fcntl.LOCK_UN)
+        later = deliver_pending(
+            warehouse_path,
+            config=config.Config(),
+            slack=SlackSettings(bot_token=fake.token, api_url=fake.url),
+        )
+        assert later.delivered >= 1
+        assert len(fake.calls_to("chat.postMessage", ok=True)) == 1

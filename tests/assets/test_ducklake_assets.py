@@ -10,7 +10,7 @@ import dagster as dg
 import pytest
 
 from assets.ingest import metric_samples
-from assets.resources import ConfigResource, WarehouseResource
+from assets.resources import ConfigResource, SlackResource, WarehouseResource
 from sreops import warehouse
 from tests.assets import test_features_assets
 from tests.sreops.test_ducklake_suites import adopt
@@ -29,7 +29,12 @@ adopt((test_features_assets,), globals())
 def test_the_default_resource_uses_the_configured_lake(warehouse_path: str) -> None:
     test_features_assets.land("a.csv")
     result = dg.materialize(
-        [metric_samples], resources={"warehouse": WarehouseResource(), "sreops_config": ConfigResource()}
+        [metric_samples],
+        resources={
+            "warehouse": WarehouseResource(),
+            "sreops_config": ConfigResource(),
+            "slack": SlackResource(),
+        },
     )
     assert result.success
     with warehouse.connect(warehouse_path) as con:

@@ -8,7 +8,7 @@ import pandas as pd
 
 from assets.features import metric_features_1m
 from assets.ingest import metric_samples
-from assets.resources import ConfigResource, WarehouseResource
+from assets.resources import ConfigResource, SlackResource, WarehouseResource
 from sensors.rebuilds import rebuild_requests
 from sreops import marks, paths, warehouse
 
@@ -35,6 +35,7 @@ def run(selection, warehouse_path: Path, **kwargs) -> dg.ExecuteInProcessResult:
         resources={
             "warehouse": WarehouseResource(location=str(warehouse_path)),
             "sreops_config": ConfigResource(),
+            "slack": SlackResource(),
         },
         **kwargs,
     )

@@ -209,7 +209,7 @@ def latency_rows(
             "name": "delivery: last run ended → message (mean)",
             "value": statistics.mean(gaps["delivery"]),
             "unit": "s",
-            "note": "the alert_delivery sensor's tick and its Slack call",
+            "note": "about 0 when the ingest run posted the incident itself; else the alert_delivery sensor's tick",
         }
     )
     rows.append({"name": "dagster dev start → first sensor tick", "value": startup, "unit": "s"})
