@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import time
 from pathlib import Path
 
 import dagster as dg
@@ -305,3 +306,32 @@ def test_a_live_run_leaves_the_outbox_to_a_pass_that_holds_it(warehouse_path: Pa
         )
         assert later.delivered >= 1
         assert len(fake.calls_to("chat.postMessage", ok=True)) == 1
+
+
+def test_a_live_run_with_slack_down_still_ingests_and_the_next_pass_posts_once(warehouse_path: Path) -> None:
+    """Slack failing during the run's delivery: the run succeeds, nothing is lost or doubled."""
+    from assets.ingest import metric_samples
+    from sreops.alerting.delivery.run import deliver_pending
+    from sreops.config import SlackSettings
+    from sreops.devtools.fake_slack import FakeSlack
+
+    land_live_hour(warehouse_path)
+    with FakeSlack() as fake:
+        resources = {
+            "warehouse": WarehouseResource(location=str(warehouse_path)),
+            "sreops_config": ConfigResource(),
+            "slack": SlackResource(bot_token=fake.token, api_url=fake.url),
+        }
+        fake.fail(503, methods=("chat.postMessage",))
+        assert dg.materialize([metric_samples], resources=resources).success
+        assert fake.calls_to("chat.postMessage", ok=True) == []
+        with warehouse.connect(warehouse_path) as con:
+            assert con.execute("SELECT status FROM alerts").fetchall() == [("firing",)]
+        fake.recover()
+        slack = SlackSettings(bot_token=fake.token, api_url=fake.url)
+        for _ in range(40):  # the failed call paused the outbox for its backoff (about a second)
+            if deliver_pending(warehouse_path, config=config.Config(), slack=slack).delivered:
+                break
+            time.sleep(0.25)
+        assert len(fake.calls_to("chat.postMessage", ok=True)) == 1
+        assert deliver_pending(warehouse_path, config=config.Config(), slack=slack).delivered == 0
