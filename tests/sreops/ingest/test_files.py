@@ -137,6 +137,39 @@ def test_malformed_file_is_quarantined_with_a_reason_naming_file_row_and_column(
     assert status == "quarantined" and expected in error
 
 
+BAD_PARQUET_ROWS = {
+    "nan_value": (("a", "m", float("nan")), "row 2, column value:", "is not a finite number"),
+    "infinite_value": (("a", "m", float("-inf")), "row 2, column value:", "is not a finite number"),
+    "null_value": (("a", "m", None), "row 2, column value:", "is empty"),
+    "empty_service": (("", "m", 1.0), "row 2, column service:", "is empty"),
+    "null_metric": (("a", None, 1.0), "row 2, column metric:", "is empty"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_PARQUET_ROWS))
+def test_a_typed_file_with_a_bad_row_is_quarantined_with_the_row(warehouse_path: Path, case: str) -> None:
+    """Parquet is read with its own types (no text fallback decides): a bad row is named by row and column."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    (service, metric, value), where, what = BAD_PARQUET_ROWS[case]
+    stamps = [dt.datetime(2026, 11, 20, 10, 0, s) for s in (0, 10, 20)]
+    table = pa.table(
+        {
+            "timestamp": pa.array(stamps, pa.timestamp("us")),
+            "service": pa.array(["a", service, "a"], pa.string()),
+            "metric": pa.array(["m", metric, "m"], pa.string()),
+            "value": pa.array([1.0, value, 2.0], pa.float64(), from_pandas=False),  # NaN stays NaN
+        }
+    )
+    bad = landing(f"{case}.parquet")
+    pq.write_table(table, bad)
+    (result,) = ingest_run.ingest_files([bad], warehouse_path)
+    assert result.status == "quarantined"
+    assert where in result.error and what in result.error, result.error
+    assert len(samples(warehouse_path)) == 0
+
+
 def test_bad_row_late_in_a_large_file_is_found(warehouse_path: Path) -> None:
     rows = [f"2026-11-20T10:{i // 60 % 60:02d}:{i % 60:02d}Z,a,m,{i}\n" for i in range(50_000)]
     rows[45_000] = "2026-11-20T10:00:00Z,a,m,12,5\n".replace(",5", "x5")  # '12x5' is not a number
