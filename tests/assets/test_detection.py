@@ -249,30 +249,37 @@ def test_a_live_file_is_scored_and_alerted_in_its_ingest_run_and_nothing_is_requ
         assert con.execute("SELECT count(*) FROM alert_deliveries").fetchone()[0] == 0
 
 
-def test_a_live_incident_is_posted_by_its_ingest_run_exactly_once(warehouse_path: Path) -> None:
-    """With a bot token the run posts the incident it opened; the sensor's next pass has nothing left."""
+def ingest_live_posting_to(fake, warehouse_path: Path) -> bool:
+    """Materialize `metric_samples` with a bot token for `fake`; whether the run succeeded."""
     from assets.ingest import metric_samples
+
+    resources = {
+        "warehouse": WarehouseResource(location=str(warehouse_path)),
+        "sreops_config": ConfigResource(),
+        "slack": SlackResource(bot_token=fake.token, api_url=fake.url),
+    }
+    return dg.materialize([metric_samples], resources=resources).success
+
+
+def delivery_pass(fake, warehouse_path: Path) -> int:
+    """One delivery pass (what the sensor's tick runs) against `fake`; how many it delivered."""
     from sreops.alerting.delivery.run import deliver_pending
     from sreops.config import SlackSettings
+
+    slack = SlackSettings(bot_token=fake.token, api_url=fake.url)
+    return deliver_pending(warehouse_path, config=config.Config(), slack=slack).delivered
+
+
+def test_a_live_incident_is_posted_by_its_ingest_run_exactly_once(warehouse_path: Path) -> None:
+    """With a bot token the run posts the incident it opened; the sensor's next pass has nothing left."""
     from sreops.devtools.fake_slack import FakeSlack
 
     land_live_hour(warehouse_path)
     with FakeSlack() as fake:
-        slack = SlackResource(bot_token=fake.token, api_url=fake.url)
-        resources = {
-            "warehouse": WarehouseResource(location=str(warehouse_path)),
-            "sreops_config": ConfigResource(),
-            "slack": slack,
-        }
-        assert dg.materialize([metric_samples], resources=resources).success
+        assert ingest_live_posting_to(fake, warehouse_path)
         posts = fake.calls_to("chat.postMessage", ok=True)
         assert len(posts) == 1 and "checkout" in str(posts[0])
-        again = deliver_pending(
-            warehouse_path,
-            config=config.Config(),
-            slack=SlackSettings(bot_token=fake.token, api_url=fake.url),
-        )
-        assert again.delivered == 0
+        assert delivery_pass(fake, warehouse_path) == 0
         assert len(fake.calls_to("chat.postMessage", ok=True)) == 1
 
 
@@ -280,58 +287,36 @@ def test_a_live_run_leaves_the_outbox_to_a_pass_that_holds_it(warehouse_path: Pa
     """While another pass holds the outbox lock the run posts nothing; the next pass posts it once."""
     import fcntl
 
-    from assets.ingest import metric_samples
-    from sreops.alerting.delivery.run import deliver_pending
-    from sreops.config import SlackSettings
     from sreops.devtools.fake_slack import FakeSlack
 
     land_live_hour(warehouse_path)
     with FakeSlack() as fake:
-        resources = {
-            "warehouse": WarehouseResource(location=str(warehouse_path)),
-            "sreops_config": ConfigResource(),
-            "slack": SlackResource(bot_token=fake.token, api_url=fake.url),
-        }
         lock = warehouse.lock_file(warehouse_path, "delivery")
         lock.parent.mkdir(parents=True, exist_ok=True)
         with open(lock, "a") as held:
             fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            assert dg.materialize([metric_samples], resources=resources).success
+            assert ingest_live_posting_to(fake, warehouse_path)
             assert fake.calls_to("chat.postMessage", ok=True) == []
             fcntl.flock(held, fcntl.LOCK_UN)
-        later = deliver_pending(
-            warehouse_path,
-            config=config.Config(),
-            slack=SlackSettings(bot_token=fake.token, api_url=fake.url),
-        )
-        assert later.delivered >= 1
+        assert delivery_pass(fake, warehouse_path) >= 1
         assert len(fake.calls_to("chat.postMessage", ok=True)) == 1
 
 
 def test_a_live_run_with_slack_down_still_ingests_and_the_next_pass_posts_once(warehouse_path: Path) -> None:
     """Slack failing during the run's delivery: the run succeeds, nothing is lost or doubled."""
-    from assets.ingest import metric_samples
-    from sreops.alerting.delivery.run import deliver_pending
-    from sreops.config import SlackSettings
     from sreops.devtools.fake_slack import FakeSlack
 
     land_live_hour(warehouse_path)
     with FakeSlack() as fake:
-        resources = {
-            "warehouse": WarehouseResource(location=str(warehouse_path)),
-            "sreops_config": ConfigResource(),
-            "slack": SlackResource(bot_token=fake.token, api_url=fake.url),
-        }
         fake.fail(503, methods=("chat.postMessage",))
-        assert dg.materialize([metric_samples], resources=resources).success
+        assert ingest_live_posting_to(fake, warehouse_path)
         assert fake.calls_to("chat.postMessage", ok=True) == []
         with warehouse.connect(warehouse_path) as con:
             assert con.execute("SELECT status FROM alerts").fetchall() == [("firing",)]
         fake.recover()
-        slack = SlackSettings(bot_token=fake.token, api_url=fake.url)
         for _ in range(40):  # the failed call paused the outbox for its backoff (about a second)
-            if deliver_pending(warehouse_path, config=config.Config(), slack=slack).delivered:
+            if delivery_pass(fake, warehouse_path):
                 break
             time.sleep(0.25)
         assert len(fake.calls_to("chat.postMessage", ok=True)) == 1
-        assert deliver_pending(warehouse_path, config=config.Config(), slack=slack).delivered == 0
+        assert delivery_pass(fake, warehouse_path) == 0
