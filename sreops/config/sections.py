@@ -286,6 +286,10 @@ class ForecastingConfig(Section):
         le=HOURS_PER_YEAR,
         description="After a forecast shortfall, this long never below the reactive rule.",
     )
+    reactive_cap: bool = Field(
+        default=True,
+        description="When the forecast expects no peak above the last hour's, never above the reactive rule.",
+    )
     workers: int | None = Field(
         default=None, ge=1, le=256, description="Parallel fit processes. Default: all CPUs."
     )

@@ -16,6 +16,9 @@ Between daily refits the latest fit is combined with what was observed since:
 5. *Trust.* After an hour whose load broke the advised capacity (`fell_short`), the next
    `distrust_hours` never run fewer replicas than the reactive rule would for the recent load
    (`distrusted`): a forecast that has just failed is not followed into a surge.
+6. *Cost cap.* When the corrected forecast expects the hour's peak to be no higher than the last
+   hour's, the advice never runs more replicas than the reactive rule does on that peak
+   (`capped_at_reactive`): margin beyond persistence is bought only where a rise is expected.
 """
 
 from __future__ import annotations
@@ -48,6 +51,9 @@ class PolicySettings:
     # forecast did not see is met as a reactive autoscaler would meet it.
     distrust_hours: int = 6
     reactive_utilization: float = 0.8
+    # Cost: when the corrected forecast expects the hour's peak to be no higher than the last
+    # hour's, the advice never runs more replicas than the reactive rule does on that peak.
+    reactive_cap: bool = True
 
     def __post_init__(self) -> None:
         if not 0 < self.band_quantile < 1:
@@ -200,6 +206,31 @@ def distrusted(
         reason=recommendation.reason
         + f"; raised to {reactive} as the reactive rule would ({load:.4g} at {settings.reactive_utilization:.0%}):"
         f" the forecast fell short within the last {settings.distrust_hours} h",
+    )
+
+
+def capped_at_reactive(
+    recommendation: Recommendation, last_peak: float | None, limits: Limits, settings: PolicySettings
+) -> Recommendation:
+    """The advice, at most what the reactive rule runs on `last_peak` when the forecast expects no rise.
+
+    The forecast earns replicas above the reactive rule's only by expecting a peak above the last
+    hour's; otherwise its band would buy margin that persistence already gives, at a cost the
+    reactive rule does not pay. The floor and the trust rule never exceed this cap (their loads
+    are within the last hour and their utilisation is not below the reactive rule's).
+    """
+    if not settings.reactive_cap or last_peak is None or recommendation.forecast_peak > last_peak:
+        return recommendation
+    reactive = replicas_for(last_peak / settings.reactive_utilization, limits.capacity_per_replica)
+    reactive = min(max(reactive, limits.min_replicas, 1), limits.max_replicas)
+    if reactive >= recommendation.replicas:
+        return recommendation
+    return dataclasses.replace(
+        recommendation,
+        replicas=reactive,
+        reason=recommendation.reason
+        + f"; lowered to {reactive}, what the reactive rule runs on the last hour's peak ({last_peak:.4g} at"
+        f" {settings.reactive_utilization:.0%}): the forecast expects no rise above it",
     )
 
 

@@ -51,6 +51,7 @@ def settings_from_config(cfg: ForecastingConfig) -> RecommenderSettings:
             floor_minutes=cfg.floor_minutes,
             scale_in_tolerance=cfg.scale_in_tolerance,
             distrust_hours=cfg.distrust_hours,
+            reactive_cap=cfg.reactive_cap,
         ),
         refit_hours=cfg.refit_hours,
     )
@@ -134,6 +135,10 @@ class ForecastRecommender:
             raised = policy.distrusted(recommendation, load, self.limits, self.settings.policy)
             self.fallbacks_ += int(raised.replicas > recommendation.replicas)
             recommendation = raised
+        last_peak = current_load(history, now, max(60.0, self._floor_minutes(history)))
+        recommendation = policy.capped_at_reactive(
+            recommendation, last_peak, self.limits, self.settings.policy
+        )
         self.previous_ = recommendation.replicas
         self.last_ = recommendation
         self.decided_[now] = recommendation.replicas

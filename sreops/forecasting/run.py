@@ -213,6 +213,11 @@ def _advise_one(
     advised = store.advised_replicas(con, service, now - distrust * model.HOUR, now)
     if recommendations and policy.fell_short(advised, peaks, now, capacity, distrust):
         recommendations[0] = policy.distrusted(recommendations[0], load, limits, settings.policy)
+    if recommendations:
+        last_peak = store.recent_load(
+            con, service, metric, min(end, now), max(60, settings.policy.floor_minutes)
+        )
+        recommendations[0] = policy.capped_at_reactive(recommendations[0], last_peak, limits, settings.policy)
     return Advice(service, metric, limits, source, stored, recommendations, peaks)
 
 

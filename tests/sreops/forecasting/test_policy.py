@@ -155,3 +155,24 @@ def test_a_shortfall_in_the_last_hours_is_found_and_raises_the_advice_to_the_rea
     raised = policy.distrusted(rec, 120.0, policy.Limits(10.0), policy.PolicySettings())
     assert raised.replicas == 15 and "reactive rule" in raised.reason  # 120 at 80 %
     assert policy.distrusted(rec, None, policy.Limits(10.0), policy.PolicySettings()) == rec
+
+
+def test_a_forecast_expecting_no_rise_never_runs_more_than_the_reactive_rule() -> None:
+    limits = policy.Limits(10.0)
+    wide = policy.HourForecast(NOW, expected_peak=95.0, upper_peak=180.0)  # a wide band over a flat forecast
+    (rec,) = policy.recommend([wide], limits, policy.PolicySettings(), None)
+    assert rec.replicas == 21  # ceil(180 × 1.15 / 10)
+    capped = policy.capped_at_reactive(rec, 100.0, limits, policy.PolicySettings())
+    assert capped.replicas == 13  # the reactive rule: ceil(100 / (0.8 × 10))
+    assert "expects no rise" in capped.reason
+    # a forecast that expects the peak to rise keeps the replicas its band asks for
+    rising = policy.HourForecast(NOW, expected_peak=140.0, upper_peak=180.0)
+    (rec,) = policy.recommend([rising], limits, policy.PolicySettings(), None)
+    assert policy.capped_at_reactive(rec, 100.0, limits, policy.PolicySettings()) == rec
+    # the cap never lowers advice below the reactive rule, and can be switched off
+    (low,) = policy.recommend([policy.HourForecast(NOW, 50.0, 60.0)], limits, policy.PolicySettings(), None)
+    assert policy.capped_at_reactive(low, 100.0, limits, policy.PolicySettings()) == low
+    off = policy.PolicySettings(reactive_cap=False)
+    (rec,) = policy.recommend([wide], limits, off, None)
+    assert policy.capped_at_reactive(rec, 100.0, limits, off) == rec
+    assert policy.capped_at_reactive(rec, None, limits, policy.PolicySettings()) == rec

@@ -104,3 +104,20 @@ def test_after_the_forecast_falls_short_a_surge_is_met_as_a_reactive_autoscaler_
     )
     unaware = replay.measure(trace, plan, replay.replay(trace, blind, plan))
     assert replay.measure(trace, plan, decisions).violation_rate < unaware.violation_rate
+
+
+def test_advice_above_the_reactive_rule_comes_only_with_a_forecast_rise(make_demand) -> None:
+    """Cost is never spent over the reactive rule's in an hour the forecast expects no higher than the last."""
+    demand = make_demand(pd.Timestamp("2026-03-02 00:00"), 10 * 288, "5min", noise=0.3, amplitude=0.5, seed=7)
+    trace = replay.Trace("noisy", demand.index, demand.to_numpy())
+    plan = replay.plan(trace)
+    rec = recommender.ForecastRecommender(policy.Limits(plan.capacity), recommender.RecommenderSettings())
+    reactive = replay.reactive(trace, plan)
+    lowered = 0
+    for k, now in enumerate(plan.decision_times):
+        replicas = rec.decide(trace.series()[trace.series().index < now], now)
+        last_peak = recommender.current_load(trace.series(), now, 60)
+        if rec.last_.forecast_peak <= last_peak:
+            assert replicas <= reactive[k]
+        lowered += "expects no rise" in rec.last_.reason
+    assert lowered > 0  # on a noisy series the band alone would have run more
