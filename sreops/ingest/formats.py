@@ -203,10 +203,7 @@ def select_sql(
     value = _value_expr(q["value"], value_kind)
     select = (
         f"SELECT {ts_expr(q['timestamp'], ts_kind)} AS ts,"
-        f" CASE WHEN coalesce(CAST({q['service']} AS VARCHAR), '') = ''"
-        f"  THEN error('empty service') ELSE CAST({q['service']} AS VARCHAR) END AS service,"
-        f" CASE WHEN coalesce(CAST({q['metric']} AS VARCHAR), '') = ''"
-        f"  THEN error('empty metric') ELSE CAST({q['metric']} AS VARCHAR) END AS metric,"
+        f" CAST({q['service']} AS VARCHAR) AS service, CAST({q['metric']} AS VARCHAR) AS metric,"
         f" CASE WHEN isfinite({value}) THEN {value} ELSE error('value not finite') END AS value,"
         f" $file_id AS file_id"
     )
