@@ -169,3 +169,28 @@ def test_picture_is_a_png(fleet_warehouse: Path) -> None:
 def test_default_capacity_needs_load(peaks: list[float], expected: float | None) -> None:
     value = run.default_capacity(pd.Series(peaks))
     assert value == (pytest.approx(expected) if expected is not None else None)
+
+
+def test_the_hour_that_starts_now_costs_no_more_than_the_reactive_rule_unless_a_rise_is_expected(
+    fleet_warehouse: Path,
+) -> None:
+    # a very wide margin, so the cap is what decides wherever the forecast expects no rise
+    cfg = config.Config(forecasting=config.ForecastingConfig(headroom=3.0))
+    run.refit(fleet_warehouse, cfg, wall_clock=LATER, workers=1)
+    advice, _ = run.advise(fleet_warehouse, cfg, wall_clock=LATER)
+    capped = 0
+    for item in advice:
+        first = item.recommendations[0]
+        with warehouse.connect(fleet_warehouse) as con:
+            last_peak = run.store.recent_load(con, item.service, item.metric, first.window_start, 60)
+        reactive = int(np.ceil(last_peak / (0.8 * item.limits.capacity_per_replica)))
+        if first.forecast_peak <= last_peak:
+            assert first.replicas <= max(reactive, item.limits.min_replicas)
+            capped += "expects no rise" in first.reason
+        else:
+            assert "expects no rise" not in first.reason
+        assert all("expects no rise" not in r.reason for r in item.recommendations[1:])
+    assert capped > 0
+    uncapped = config.Config(forecasting=config.ForecastingConfig(headroom=3.0, reactive_cap=False))
+    advice, _ = run.advise(fleet_warehouse, uncapped, wall_clock=LATER)
+    assert all("expects no rise" not in item.recommendations[0].reason for item in advice)
