@@ -203,9 +203,13 @@ def _advise_one(
             return f"no load seen; set services.{service}.capacity_per_replica"
     limits = policy.Limits(capacity, svc.min_replicas, svc.max_replicas)
     forecasts = policy.corrected_forecast(stored.fit, peaks, now, hours, settings.policy)
+    # the last hour's peak (or the floor's longer window): the reactive cap's load, and the floor's
+    # for a series reporting less often than the floor's window (when that window is empty, so is
+    # any shorter one)
+    last_peak = store.recent_load(con, service, metric, min(end, now), max(60, settings.policy.floor_minutes))
     load = store.recent_load(con, service, metric, min(end, now), settings.policy.floor_minutes)
-    if load is None:  # a series reporting less often than the floor's window: its latest hour
-        load = store.recent_load(con, service, metric, min(end, now), 60)
+    if load is None:
+        load = last_peak
     recommendations = policy.recommend(
         forecasts, limits, settings.policy, load, previous_replicas=store.previous_replicas(con, service, now)
     )
@@ -214,9 +218,6 @@ def _advise_one(
     if recommendations and policy.fell_short(advised, peaks, now, capacity, distrust):
         recommendations[0] = policy.distrusted(recommendations[0], load, limits, settings.policy)
     if recommendations:
-        last_peak = store.recent_load(
-            con, service, metric, min(end, now), max(60, settings.policy.floor_minutes)
-        )
         recommendations[0] = policy.capped_at_reactive(recommendations[0], last_peak, limits, settings.policy)
     return Advice(service, metric, limits, source, stored, recommendations, peaks)
 

@@ -113,10 +113,11 @@ def test_advice_above_the_reactive_rule_comes_only_with_a_forecast_rise(make_dem
     plan = replay.plan(trace)
     rec = recommender.ForecastRecommender(policy.Limits(plan.capacity), recommender.RecommenderSettings())
     reactive = replay.reactive(trace, plan)
+    series = trace.series()
     lowered = 0
     for k, now in enumerate(plan.decision_times):
-        replicas = rec.decide(trace.series()[trace.series().index < now], now)
-        last_peak = recommender.current_load(trace.series(), now, 60)
+        replicas = rec.decide(series[series.index < now], now)
+        last_peak = recommender.current_load(series, now, 60)
         if rec.last_.forecast_peak <= last_peak:
             assert replicas <= reactive[k]
         lowered += "expects no rise" in rec.last_.reason
