@@ -180,6 +180,37 @@ def _value_expr(col: str, kind: str) -> str:
     return f"CAST(trim(CAST({col} AS VARCHAR)) AS DOUBLE)"
 
 
+def _reading(
+    columns: dict[str, str], resolved: dict[str, str], fmt: str, text: bool
+) -> tuple[str, dict[str, str], str, str]:
+    """The reader, the quoted required columns, and the types the timestamp and value are read as."""
+    q = {name: quote_identifier(resolved[name]) for name in REQUIRED_COLUMNS}
+    if text:
+        return text_reader(fmt, columns, resolved), q, "VARCHAR", "VARCHAR"
+    if fmt in CSV_OPTIONS:
+        types = {resolved["service"]: "VARCHAR", resolved["metric"]: "VARCHAR", resolved["value"]: "DOUBLE"}
+        return sniffing_reader(fmt, types), q, columns[resolved["timestamp"]], "DOUBLE"
+    return sniffing_reader(fmt), q, columns[resolved["timestamp"]], columns[resolved["value"]]
+
+
+def _key_columns(q: dict[str, str], ts_kind: str) -> str:
+    """`ts, service, metric` of a sample, as the INSERT writes them."""
+    return (
+        f"{ts_expr(q['timestamp'], ts_kind)} AS ts,"
+        f" CAST({q['service']} AS VARCHAR) AS service, CAST({q['metric']} AS VARCHAR) AS metric"
+    )
+
+
+def keys_sql(columns: dict[str, str], resolved: dict[str, str], fmt: str, text: bool = False) -> str:
+    """A subquery of the file's `ts, service, metric`, exactly as `select_sql` inserts them.
+
+    For checks run on the file itself before its rows are inserted (a columnar file reads these
+    three columns again faster than DuckDB scans the transaction's own uncommitted rows).
+    """
+    reader, q, ts_kind, _ = _reading(columns, resolved, fmt, text)
+    return f"(SELECT {_key_columns(q, ts_kind)} FROM {reader})"
+
+
 def select_sql(
     columns: dict[str, str], resolved: dict[str, str], fmt: str, text: bool = False
 ) -> tuple[str, str, str]:
@@ -189,21 +220,10 @@ def select_sql(
     files with extra columns (labels) go to `metric_samples_extra`. With `text`, every column
     is read as text and parsed here, so no sniffed type can reject a row that is fine.
     """
-    q = {name: quote_identifier(resolved[name]) for name in REQUIRED_COLUMNS}
-    if text:
-        reader = text_reader(fmt, columns, resolved)
-        ts_kind = value_kind = "VARCHAR"
-    elif fmt in CSV_OPTIONS:
-        types = {resolved["service"]: "VARCHAR", resolved["metric"]: "VARCHAR", resolved["value"]: "DOUBLE"}
-        reader = sniffing_reader(fmt, types)
-        ts_kind, value_kind = columns[resolved["timestamp"]], "DOUBLE"
-    else:
-        reader = sniffing_reader(fmt)
-        ts_kind, value_kind = columns[resolved["timestamp"]], columns[resolved["value"]]
+    reader, q, ts_kind, value_kind = _reading(columns, resolved, fmt, text)
     value = _value_expr(q["value"], value_kind)
     select = (
-        f"SELECT {ts_expr(q['timestamp'], ts_kind)} AS ts,"
-        f" CAST({q['service']} AS VARCHAR) AS service, CAST({q['metric']} AS VARCHAR) AS metric,"
+        f"SELECT {_key_columns(q, ts_kind)},"
         f" CASE WHEN isfinite({value}) THEN {value} ELSE error('value not finite') END AS value,"
         f" $file_id AS file_id"
     )

@@ -18,7 +18,14 @@ import pandas as pd
 
 from sreops import warehouse
 from sreops.ingest.diagnosis import RowProblem
-from sreops.ingest.formats import PLAIN_NAME, MalformedFileError, file_label, select_sql, unsafe_name
+from sreops.ingest.formats import (
+    PLAIN_NAME,
+    MalformedFileError,
+    file_label,
+    keys_sql,
+    select_sql,
+    unsafe_name,
+)
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -53,17 +60,15 @@ def ingested_with_hash(con: duckdb.DuckDBPyConnection, digest: str) -> int | Non
 _PLAIN = re.compile(PLAIN_NAME)
 
 
-def _has_unsafe_names(con: duckdb.DuckDBPyConnection, table: str, file_id: int) -> bool:
-    """Whether any service or metric the file brought fails `check_name` (distinct names only).
+def _has_unsafe_names(con: duckdb.DuckDBPyConnection, source: str, params: dict) -> bool:
+    """Whether any service or metric in `source` fails `check_name` (distinct names only).
 
     This is also the check for empty names: a per-row test in the INSERT cost more on text files
     than this scan of the few distinct names. NULL names are refused by the tables' NOT NULL.
     """
     for column in ("service", "metric"):
         # Distinct names first, checked here: a regex in the query would run once per row.
-        names = con.execute(
-            f"SELECT DISTINCT {column} FROM metric_samples_{table} WHERE file_id = ?", [file_id]
-        ).fetchall()
+        names = con.execute(f"SELECT DISTINCT {column} FROM {source}", params).fetchall()
         if any(
             name is not None and _PLAIN.fullmatch(name) is None and unsafe_name(name) for (name,) in names
         ):
@@ -74,26 +79,45 @@ def _has_unsafe_names(con: duckdb.DuckDBPyConnection, table: str, file_id: int) 
 _EPOCH = dt.datetime(1970, 1, 1)
 
 
-def rows_per_hour(con: duckdb.DuckDBPyConnection, table: str, file_id: int) -> list[tuple]:
-    """`(hour, rows, first ts, last ts)` of one file's samples, in hour order.
+def rows_per_hour(con: duckdb.DuckDBPyConnection, source: str, params: dict) -> list[tuple]:
+    """`(hour, rows, first ts, last ts)` of the samples in `source` (a table or subquery), in hour order.
 
     Grouped on whole hours since 1970 (an integer, twice as fast as `date_trunc` on a large
     file); DuckDB's `//` truncates toward zero, so a file reaching before 1970 is grouped with
     `date_trunc` instead (as is one with an infinite timestamp, which has no epoch).
     """
-    source = f"metric_samples_{table} WHERE file_id = ?"
     per_hour = con.execute(
         f"SELECT epoch_us(ts) // 3600000000 AS hour, count(*), min(ts), max(ts) FROM {source}"
         " GROUP BY hour ORDER BY hour",
-        [file_id],
+        params,
     ).fetchall()
     if per_hour and (per_hour[0][2] < _EPOCH or per_hour[-1][0] is None):  # before 1970, or infinite
         return con.execute(
             f"SELECT date_trunc('hour', ts) AS hour, count(*), min(ts), max(ts) FROM {source}"
             " GROUP BY hour ORDER BY hour",
-            [file_id],
+            params,
         ).fetchall()
     return [(_EPOCH + dt.timedelta(hours=hour), *rest) for hour, *rest in per_hour]
+
+
+def _checked(
+    con: duckdb.DuckDBPyConnection,
+    path: Path,
+    source: str,
+    params: dict,
+    window: tuple[dt.datetime, dt.datetime],
+) -> list[tuple]:
+    """The rows per hour of `source` after its names and timestamps pass the checks."""
+    if _has_unsafe_names(con, source, params):
+        raise RowProblem("a service or metric name is refused (see sreops.names.check_name)")
+    per_hour = rows_per_hour(con, source, params)
+    if not per_hour:
+        raise MalformedFileError(f"metrics file {file_label(path)}: has a header but no rows")
+    if per_hour[0][2] < window[0] or per_hour[-1][3] >= window[1]:
+        raise RowProblem(
+            f"a timestamp is outside the plausible window {window[0]:%Y-%m-%d} to {window[1]:%Y-%m-%d} (UTC)"
+        )
+    return per_hour
 
 
 def insert_file_rows(
@@ -112,17 +136,15 @@ def insert_file_rows(
     refuse (an unsafe name, a timestamp outside `window`), MalformedFileError for no rows.
     """
     insert, reader, table = select_sql(columns, resolved, fmt, text=text)
+    if fmt == "parquet":
+        # Columnar: the file's own three key columns, read again in parallel, are checked before
+        # any row is written; DuckDB scans a transaction's uncommitted rows on one thread only.
+        per_hour = _checked(con, path, keys_sql(columns, resolved, fmt, text), {"path": str(path)}, window)
+        con.execute(f"INSERT INTO {insert} FROM {reader}", {"path": str(path), "file_id": file_id})
+        return table, per_hour
     con.execute(f"INSERT INTO {insert} FROM {reader}", {"path": str(path), "file_id": file_id})
-    if _has_unsafe_names(con, table, file_id):
-        raise RowProblem("a service or metric name is refused (see sreops.names.check_name)")
-    per_hour = rows_per_hour(con, table, file_id)
-    if not per_hour:
-        raise MalformedFileError(f"metrics file {file_label(path)}: has a header but no rows")
-    if per_hour[0][2] < window[0] or per_hour[-1][3] >= window[1]:
-        raise RowProblem(
-            f"a timestamp is outside the plausible window {window[0]:%Y-%m-%d} to {window[1]:%Y-%m-%d} (UTC)"
-        )
-    return table, per_hour
+    inserted = f"metric_samples_{table} WHERE file_id = $file_id"
+    return table, _checked(con, path, inserted, {"file_id": file_id}, window)
 
 
 def record_rejection(
