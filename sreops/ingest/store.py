@@ -120,6 +120,12 @@ def _checked(
     return per_hour
 
 
+def _identity(path: Path) -> tuple[int, int, int]:
+    """What changes when a file is replaced or rewritten: inode, size, modification time (ns)."""
+    stat = path.stat()
+    return stat.st_ino, stat.st_size, stat.st_mtime_ns
+
+
 def insert_file_rows(
     con: duckdb.DuckDBPyConnection,
     path: Path,
@@ -136,13 +142,19 @@ def insert_file_rows(
     refuse (an unsafe name, a timestamp outside `window`), MalformedFileError for no rows.
     """
     insert, reader, table = select_sql(columns, resolved, fmt, text=text)
-    if fmt == "parquet":
+    params = {"path": str(path), "file_id": file_id}
+    if fmt != "parquet":
+        con.execute(f"INSERT INTO {insert} FROM {reader}", params)
+    else:
         # Columnar: the file's own three key columns, read again in parallel, are checked before
         # any row is written; DuckDB scans a transaction's uncommitted rows on one thread only.
+        before = _identity(path)
         per_hour = _checked(con, path, keys_sql(columns, resolved, fmt, text), {"path": str(path)}, window)
-        con.execute(f"INSERT INTO {insert} FROM {reader}", {"path": str(path), "file_id": file_id})
-        return table, per_hour
-    con.execute(f"INSERT INTO {insert} FROM {reader}", {"path": str(path), "file_id": file_id})
+        (inserted_rows,) = con.execute(f"INSERT INTO {insert} FROM {reader}", params).fetchone()
+        if _identity(path) == before and inserted_rows == sum(row[1] for row in per_hour):
+            return table, per_hour
+        # Rewritten between the two reads (its writer did not land it by rename): check the rows
+        # that were inserted instead, so the marks always describe them.
     inserted = f"metric_samples_{table} WHERE file_id = $file_id"
     return table, _checked(con, path, inserted, {"file_id": file_id}, window)
 

@@ -83,3 +83,29 @@ def test_a_refused_parquet_file_leaves_no_row_and_its_neighbours_land(warehouse_
     assert "empty-name.parquet, row 1, column service" in results[1].error, results[1].error
     assert warehouse.table_count("metric_sample_values", warehouse_path) == 2
     assert marked_hours(warehouse_path) == [dt.datetime(2026, 11, 20, 11)]
+
+
+def test_a_parquet_file_replaced_between_the_check_and_the_insert_is_marked_by_what_was_inserted(
+    warehouse_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sreops.ingest import store
+
+    path = landing("moving.parquet")
+    frame(["2026-11-20 10:00:00"]).to_parquet(path, index=False)
+    replacement = path.with_name("replacement.tmp")
+    frame(["2026-11-20 15:00:00", "2026-11-20 16:00:00"]).to_parquet(replacement, index=False)
+    real_checked = store._checked
+
+    def checked_then_replaced(*args, **kwargs):
+        result = real_checked(*args, **kwargs)
+        if replacement.exists():  # a writer that breaks the landing contract, right after the check
+            replacement.replace(path)
+        return result
+
+    monkeypatch.setattr(store, "_checked", checked_then_replaced)
+    result = ingest_run.ingest_file(path, warehouse_path, move=False)
+
+    assert result.status == "ingested", result.error
+    assert result.rows == 2
+    assert result.hours == [dt.datetime(2026, 11, 20, 15), dt.datetime(2026, 11, 20, 16)]
+    assert marked_hours(warehouse_path) == result.hours
