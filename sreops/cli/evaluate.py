@@ -144,6 +144,11 @@ def add_autoscale_arguments(parser: argparse.ArgumentParser) -> None:
     tuning.add_argument("--headroom", type=float)
     tuning.add_argument("--refit-hours", type=int)
     tuning.add_argument("--training-days", type=int)
+    tuning.add_argument(
+        "--reactive-budget",
+        type=float,
+        help="opt-in budgeted rule: spend this share (e.g. 0.97) of the reactive rule's last-week replica-hours",
+    )
 
 
 def recommender_settings(args: argparse.Namespace) -> RecommenderSettings:
@@ -153,7 +158,7 @@ def recommender_settings(args: argparse.Namespace) -> RecommenderSettings:
     section = config.current().forecasting
     overrides = {
         key: getattr(args, key)
-        for key in ("band_quantile", "headroom", "refit_hours", "training_days")
+        for key in ("band_quantile", "headroom", "refit_hours", "training_days", "reactive_budget")
         if getattr(args, key, None) is not None
     }
     return settings_from_config(section.model_copy(update=overrides) if overrides else section)

@@ -290,6 +290,16 @@ class ForecastingConfig(Section):
         default=True,
         description="When the forecast expects no peak above the last hour's, never above the reactive rule.",
     )
+    reactive_budget: float | None = Field(
+        default=None,
+        gt=0,
+        le=10,
+        description="Opt-in: the next hour spends this share (e.g. 0.97) of the reactive rule's last-week"
+        " replica-hours, placed by the forecast, instead of band + headroom, trust rule and cap.",
+    )
+    budget_quantile: float = Field(
+        default=0.75, gt=0, lt=1, description="Quantile of the hour's peak the budgeted rule regresses."
+    )
     workers: int | None = Field(
         default=None, ge=1, le=256, description="Parallel fit processes. Default: all CPUs."
     )

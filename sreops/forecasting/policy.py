@@ -27,11 +27,15 @@ import dataclasses
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from sreops.forecasting.model import HOUR, Fit, from_model_space, to_model_space
+
+if TYPE_CHECKING:
+    from sreops.forecasting.budget import BudgetedNeed
 
 
 @dataclass(frozen=True)
@@ -54,6 +58,15 @@ class PolicySettings:
     # Cost: when the corrected forecast expects the hour's peak to be no higher than the last
     # hour's, the advice never runs more replicas than the reactive rule does on that peak.
     reactive_cap: bool = True
+    # Budget (opt-in): the hour that starts now gets the replicas a quantile regression of its peak
+    # on the last hour's peak and the corrected forecast needs, shifted so that the last
+    # `budget_hours` would have cost `reactive_budget` x the reactive rule's replica-hours; the
+    # trust rule and the cap then do not apply. None (default): band + headroom, trust and cap.
+    # Won on every development trace, lost on validation (docs/forecasting.md).
+    reactive_budget: float | None = None
+    budget_quantile: float = 0.75
+    budget_training_hours: int = 336
+    budget_hours: int = 168
 
     def __post_init__(self) -> None:
         if not 0 < self.band_quantile < 1:
@@ -72,6 +85,15 @@ class PolicySettings:
             raise ValueError("distrust_hours must be >= 0")
         if not 0 < self.reactive_utilization <= 1:
             raise ValueError(f"reactive_utilization must be in (0, 1], got {self.reactive_utilization}")
+        if self.reactive_budget is not None and not 0 < self.reactive_budget <= 10:
+            raise ValueError(f"reactive_budget must be in (0, 10] or None, got {self.reactive_budget}")
+        if not 0 < self.budget_quantile < 1:
+            raise ValueError(f"budget_quantile must be in (0, 1), got {self.budget_quantile}")
+        if not 24 <= self.budget_hours <= self.budget_training_hours:
+            raise ValueError(
+                f"budget_hours ({self.budget_hours}) must be at least 24 and at most"
+                f" budget_training_hours ({self.budget_training_hours})"
+            )
 
 
 @dataclass(frozen=True)
@@ -111,7 +133,7 @@ class Recommendation:
     reason: str
 
 
-def _ewm_before(errors: np.ndarray, halflife: float) -> np.ndarray:
+def ewm_before(errors: np.ndarray, halflife: float) -> np.ndarray:
     """At each hour, the exponentially weighted mean of the errors of the hours before it (0 if none)."""
     decay = 0.5 ** (1.0 / halflife)
     out = np.zeros(len(errors) + 1)
@@ -152,7 +174,7 @@ def corrected_forecast(
     observed = to_model_space(peaks.reindex(past_hours).to_numpy(dtype=float), fit.scale)
     observed[~np.isfinite(peaks.reindex(past_hours).to_numpy(dtype=float))] = np.nan
     errors = observed - predicted.reindex(past_hours).to_numpy()
-    correction = _ewm_before(errors, settings.correction_halflife_hours)  # correction[i]: before hour i
+    correction = ewm_before(errors, settings.correction_halflife_hours)  # correction[i]: before hour i
     future = predicted.reindex(pd.date_range(now, periods=hours, freq=HOUR)).to_numpy()
     result = []
     for lead in range(hours):
@@ -248,8 +270,13 @@ def recommend(
     current_load: float | None,
     previous_replicas: int | None = None,
     unit: str = "",
+    budgeted: BudgetedNeed | None = None,
 ) -> list[Recommendation]:
-    """Replicas per forecast hour: band + headroom, the floor (first hour), bounds, stabilization."""
+    """Replicas per forecast hour: band + headroom, the floor (first hour), bounds, stabilization.
+
+    With `budgeted`, the first hour's count is the budgeted rule's instead of band + headroom, and
+    it is not held against a scale-in (the budget already decides how much margin it carries).
+    """
     capacity = limits.capacity_per_replica
     out = []
     previous = previous_replicas
@@ -262,6 +289,14 @@ def recommend(
             + (f", +{settings.headroom:.0%} headroom" if settings.headroom else "")
             + f") at {capacity:.4g} per replica needs {replicas}"
         ]
+        if lead == 0 and budgeted is not None:
+            replicas = budgeted.replicas
+            why = [
+                f"forecast peak {hour.expected_peak:.4g}{suffix}; "
+                + budgeted.reason(
+                    settings.budget_quantile, settings.reactive_budget or 1.0, settings.budget_hours
+                )
+            ]
         floor_load = current_load if lead == 0 else None
         if floor_load is not None:
             floor = replicas_for(floor_load / settings.floor_utilization, capacity)
@@ -271,7 +306,8 @@ def recommend(
                     f"raised to {floor} by the load of the last {settings.floor_minutes} min "
                     f"({floor_load:.4g}{suffix})"
                 )
-        if previous is not None and previous - settings.scale_in_tolerance <= replicas < previous:
+        held = lead > 0 or budgeted is None
+        if held and previous is not None and previous - settings.scale_in_tolerance <= replicas < previous:
             why.append(f"held at {previous}: a scale-in of {previous - replicas} is within the tolerance")
             replicas = previous
         bounded = min(max(replicas, limits.min_replicas, 1), limits.max_replicas)

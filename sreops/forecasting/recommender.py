@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from sreops.config import ForecastingConfig
-from sreops.forecasting import model, policy
+from sreops.forecasting import budget, model, policy
 
 
 @dataclass(frozen=True)
@@ -52,16 +52,19 @@ def settings_from_config(cfg: ForecastingConfig) -> RecommenderSettings:
             scale_in_tolerance=cfg.scale_in_tolerance,
             distrust_hours=cfg.distrust_hours,
             reactive_cap=cfg.reactive_cap,
+            reactive_budget=cfg.reactive_budget,
+            budget_quantile=cfg.budget_quantile,
         ),
         refit_hours=cfg.refit_hours,
     )
 
 
 def history_hours(settings: RecommenderSettings) -> int:
-    """Hours of peaks a decision needs: the training window, or the calibration window since the fit."""
+    """Hours of peaks a decision needs: the training window, the calibration or the budget's window since the fit."""
     return max(
         settings.forecast.training_days * 24,
         settings.policy.calibration_hours + 48 + settings.refit_hours,
+        settings.policy.budget_training_hours + 1 + settings.refit_hours,
     )
 
 
@@ -96,6 +99,8 @@ class ForecastRecommender:
         self.interval_: pd.Timedelta | None = None
         self.decided_: dict[pd.Timestamp, int] = {}  # hour → replicas advised for it
         self.fallbacks_ = 0  # decisions the reactive rule raised
+        self.budget_: budget.BudgetModel | None = None  # the budgeted rule learnt for `budget_fit_`
+        self.budget_fit_: model.Fit | None = None
 
     def _refit_due(self, now: pd.Timestamp) -> bool:
         if self.fit_ is None:
@@ -126,23 +131,49 @@ class ForecastRecommender:
                     return self._without_forecast(history, now)
         assert self.fit_ is not None
         forecasts = policy.corrected_forecast(self.fit_, peaks, now, 1, self.settings.policy)
-        load = current_load(history, now, self._floor_minutes(history))
+        floor_minutes = self._floor_minutes(history)
+        load = current_load(history, now, floor_minutes)
+        last_peak = current_load(history, now, max(60.0, floor_minutes))
+        if (
+            self.settings.policy.reactive_budget is not None and self.budget_fit_ is not self.fit_
+        ):  # the rule is learnt once per fit, from the hours before it
+            hours = budget.learning_hours(self.fit_, self.settings.policy)
+            floors = budget.floor_loads(history, hours, floor_minutes)
+            self.budget_ = budget.first_hour_model(
+                self.fit_, peaks, floors, self.limits, self.settings.policy
+            )
+            self.budget_fit_ = self.fit_
+        budgeted = self.budget_.need(last_peak, forecasts[0].expected_peak) if self.budget_ else None
         (recommendation,) = policy.recommend(
-            forecasts, self.limits, self.settings.policy, load, previous_replicas=self.previous_
+            forecasts,
+            self.limits,
+            self.settings.policy,
+            load,
+            previous_replicas=self.previous_,
+            budgeted=budgeted,
         )
+        if budgeted is None:
+            recommendation = self._trusted_and_capped(recommendation, peaks, now, load, last_peak)
+        self.previous_ = recommendation.replicas
+        self.last_ = recommendation
+        self.decided_[now] = recommendation.replicas
+        return recommendation.replicas
+
+    def _trusted_and_capped(
+        self,
+        recommendation: policy.Recommendation,
+        peaks: pd.Series,
+        now: pd.Timestamp,
+        load: float | None,
+        last_peak: float | None,
+    ) -> policy.Recommendation:
+        """The band-and-headroom advice after the trust rule and the reactive cap."""
         capacity = self.limits.capacity_per_replica
         if policy.fell_short(self.decided_, peaks, now, capacity, self.settings.policy.distrust_hours):
             raised = policy.distrusted(recommendation, load, self.limits, self.settings.policy)
             self.fallbacks_ += int(raised.replicas > recommendation.replicas)
             recommendation = raised
-        last_peak = current_load(history, now, max(60.0, self._floor_minutes(history)))
-        recommendation = policy.capped_at_reactive(
-            recommendation, last_peak, self.limits, self.settings.policy
-        )
-        self.previous_ = recommendation.replicas
-        self.last_ = recommendation
-        self.decided_[now] = recommendation.replicas
-        return recommendation.replicas
+        return policy.capped_at_reactive(recommendation, last_peak, self.limits, self.settings.policy)
 
     def _floor_minutes(self, history: pd.Series) -> float:
         """The floor's window, at least one record of this series (an hourly trace has no 15-minute load)."""

@@ -18,7 +18,7 @@ import pandas as pd
 
 from sreops import names, paths, warehouse
 from sreops.config import Config
-from sreops.forecasting import export, model, plot, policy, store
+from sreops.forecasting import budget, export, model, plot, policy, store
 from sreops.forecasting.recommender import RecommenderSettings, settings_from_config
 
 log = logging.getLogger(__name__)
@@ -189,7 +189,8 @@ def _advise_one(
             f"the latest fit (made at {stored.fit.fitted_at}) does not cover {now}: "
             "materialize `forecasts` to refit"
         )
-    peaks = store.hourly_peaks(con, service, metric, now - calibration * model.HOUR, now)
+    learnt_from = stored.fit.fitted_at - (settings.policy.budget_training_hours + 1) * model.HOUR
+    peaks = store.hourly_peaks(con, service, metric, min(now - calibration * model.HOUR, learnt_from), now)
     svc = cfg.service(service)
     if svc.capacity_per_replica:
         capacity, source = svc.capacity_per_replica, "config"
@@ -210,14 +211,27 @@ def _advise_one(
     load = store.recent_load(con, service, metric, min(end, now), settings.policy.floor_minutes)
     if load is None:
         load = last_peak
+    budgeted = None
+    if forecasts and settings.policy.reactive_budget is not None:
+        hours_learnt = budget.learning_hours(stored.fit, settings.policy)
+        floors = store.recent_loads(con, service, metric, hours_learnt, settings.policy.floor_minutes)
+        # as for the hour now: a series reporting less often than the floor's window floors at its last hour
+        floors = floors.fillna(peaks.reindex(hours_learnt - model.HOUR).set_axis(hours_learnt))
+        learnt = budget.first_hour_model(stored.fit, peaks, floors, limits, settings.policy)
+        budgeted = learnt.need(last_peak, forecasts[0].expected_peak) if learnt else None
     recommendations = policy.recommend(
-        forecasts, limits, settings.policy, load, previous_replicas=store.previous_replicas(con, service, now)
+        forecasts,
+        limits,
+        settings.policy,
+        load,
+        previous_replicas=store.previous_replicas(con, service, now),
+        budgeted=budgeted,
     )
     distrust = settings.policy.distrust_hours
     advised = store.advised_replicas(con, service, now - distrust * model.HOUR, now)
-    if recommendations and policy.fell_short(advised, peaks, now, capacity, distrust):
+    if budgeted is None and recommendations and policy.fell_short(advised, peaks, now, capacity, distrust):
         recommendations[0] = policy.distrusted(recommendations[0], load, limits, settings.policy)
-    if recommendations:
+    if budgeted is None and recommendations:
         recommendations[0] = policy.capped_at_reactive(recommendations[0], last_peak, limits, settings.policy)
     return Advice(service, metric, limits, source, stored, recommendations, peaks)
 

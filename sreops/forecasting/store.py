@@ -84,6 +84,22 @@ def recent_load(con: Connection, service: str, metric: str, end: pd.Timestamp, m
     return None if peak is None else float(peak)
 
 
+def recent_loads(
+    con: Connection, service: str, metric: str, hours: pd.DatetimeIndex, minutes: int
+) -> pd.Series:
+    """For each hour start in `hours`, the peak over the `minutes` before it (NaN when nothing arrived)."""
+    if len(hours) == 0:
+        return pd.Series(np.nan, index=hours, dtype=float)
+    rows = con.execute(
+        "SELECT h.hour, max(f.max) FROM (SELECT unnest(?::TIMESTAMP[]) AS hour) h"
+        " JOIN metric_features_1m f ON f.service = ? AND f.metric = ?"
+        " AND f.minute >= h.hour - to_minutes(?::BIGINT) AND f.minute < h.hour GROUP BY 1",
+        [[_naive(h) for h in hours], service, metric, minutes],
+    ).fetchall()
+    observed = pd.Series({pd.Timestamp(r[0]): float(r[1]) for r in rows if r[1] is not None}, dtype=float)
+    return observed.reindex(hours)
+
+
 @dataclasses.dataclass(frozen=True)
 class StoredFit:
     """A fit as the warehouse keeps it: its id and model file, beside the Fit itself."""

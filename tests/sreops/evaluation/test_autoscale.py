@@ -91,3 +91,17 @@ def test_the_sreops_command_runs_it(tmp_path: Path) -> None:
     out = tmp_path / "recs.csv"
     assert cli.main(["eval", "autoscale", str(trace), "--out", str(out)]) == 0
     assert out.read_text().startswith("decision_time,replicas\n")
+
+
+@pytest.mark.usefixtures("sreops_home")
+def test_the_budgeted_rule_is_switched_on_from_the_command_line(tmp_path: Path) -> None:
+    parser = argparse.ArgumentParser()
+    evaluate.add_autoscale_arguments(parser)
+    trace = str(write_trace(tmp_path / "demand.csv"))
+    assert evaluate.recommender_settings(parser.parse_args([trace])).policy.reactive_budget is None
+    settings = evaluate.recommender_settings(parser.parse_args([trace, "--reactive-budget", "0.97"]))
+    assert settings.policy.reactive_budget == 0.97
+    report = tmp_path / "report.json"
+    assert run([trace, "--reactive-budget", "0.97", "--json", str(report)]) == 0
+    measures = json.loads(report.read_text())
+    assert measures["settings"]["policy"]["reactive_budget"] == 0.97

@@ -191,6 +191,40 @@ def test_the_hour_that_starts_now_costs_no_more_than_the_reactive_rule_unless_a_
             assert "expects no rise" not in first.reason
         assert all("expects no rise" not in r.reason for r in item.recommendations[1:])
     assert capped > 0
-    uncapped = config.Config(forecasting=config.ForecastingConfig(headroom=3.0, reactive_cap=False))
+    uncapped = config.Config(
+        forecasting=config.ForecastingConfig(headroom=3.0, reactive_cap=False, reactive_budget=None)
+    )
     advice, _ = run.advise(fleet_warehouse, uncapped, wall_clock=LATER)
     assert all("expects no rise" not in item.recommendations[0].reason for item in advice)
+
+
+def test_the_hour_that_starts_now_is_budgeted_from_what_the_warehouse_holds(fleet_warehouse: Path) -> None:
+    cfg = config.Config(forecasting=config.ForecastingConfig(reactive_budget=0.97))
+    run.refit(fleet_warehouse, cfg, wall_clock=LATER, workers=1)
+    advice, _ = run.advise(fleet_warehouse, cfg, wall_clock=LATER)
+    assert len(advice) == 2
+    for item in advice:
+        first = item.recommendations[0]
+        assert "budgeted" in first.reason and "reactive rule's replica-hours" in first.reason
+        with warehouse.connect(fleet_warehouse) as con:
+            recent = run.store.recent_load(con, item.service, item.metric, first.window_start, 15)
+        assert first.replicas >= int(np.ceil(recent / item.limits.capacity_per_replica))
+        assert all("budgeted" not in r.reason for r in item.recommendations[1:])
+    advice, _ = run.advise(fleet_warehouse, config.Config(), wall_clock=LATER)  # off by default
+    assert all("budgeted" not in item.recommendations[0].reason for item in advice)
+
+
+def test_the_floor_loads_of_past_hours_in_sql_equal_the_replays(fleet_warehouse: Path) -> None:
+    from sreops.forecasting import budget
+
+    hours = pd.date_range(DATA_END - pd.Timedelta(hours=30), DATA_END, freq="h")
+    with warehouse.connect(fleet_warehouse) as con:
+        from_sql = run.store.recent_loads(con, "checkout", "request_rate", hours, 15)
+        minutes = con.execute(
+            "SELECT minute, max FROM metric_features_1m"
+            " WHERE service = 'checkout' AND metric = 'request_rate' ORDER BY minute"
+        ).df()
+    series = pd.Series(minutes["max"].to_numpy(), index=pd.DatetimeIndex(minutes["minute"]))
+    from_series = budget.floor_loads(series, hours, 15)
+    pd.testing.assert_series_equal(from_sql, from_series, check_names=False, check_freq=False)
+    assert from_sql.notna().all()
