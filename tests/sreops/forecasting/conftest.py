@@ -78,3 +78,19 @@ def make_demand():
 def add_features():
     """The `insert_features` helper, for tests that write their own series."""
     return insert_features
+
+
+SURGE = (pd.Timestamp("2026-03-10 09:00"), pd.Timestamp("2026-03-10 15:00"))
+
+
+@pytest.fixture
+def surge_trace():
+    """Ten days of 5-minute demand and, on the last days, a 4x flash crowd in `SURGE` no forecast can know."""
+    from sreops.forecasting import replay
+
+    demand = seasonal_demand(
+        pd.Timestamp("2026-03-02 00:00"), 10 * 288, "5min", noise=0.1, amplitude=0.5, seed=5
+    )
+    values = demand.to_numpy().copy()
+    values[(demand.index >= SURGE[0]) & (demand.index < SURGE[1])] *= 4.0
+    return replay.Trace("surge", demand.index, values)

@@ -122,14 +122,8 @@ def test_the_budgeted_rule_breaches_less_than_the_reactive_rule_at_no_more_cost(
     assert richer.cost_ratio > mine.cost_ratio and richer.violation_rate <= mine.violation_rate
 
 
-def test_a_surge_the_forecast_cannot_know_is_followed_from_its_second_hour(make_demand) -> None:
-    demand = make_demand(pd.Timestamp("2026-03-02 00:00"), 10 * 288, "5min", noise=0.1, amplitude=0.5, seed=5)
-    values = demand.to_numpy().copy()
-    surge = (demand.index >= pd.Timestamp("2026-03-10 09:00")) & (
-        demand.index < pd.Timestamp("2026-03-10 15:00")
-    )
-    values[surge] *= 4.0
-    trace = replay.Trace("surge", demand.index, values)
+def test_a_surge_the_forecast_cannot_know_is_followed_from_its_second_hour(surge_trace: replay.Trace) -> None:
+    trace = surge_trace
     plan = replay.plan(trace)
     rec = recommender.ForecastRecommender(
         policy.Limits(plan.capacity), recommender.RecommenderSettings(policy=BUDGETED)

@@ -79,15 +79,11 @@ def test_an_hourly_trace_gets_the_last_record_as_its_floor(make_demand) -> None:
     assert all(d >= policy.replicas_for(p, plan.capacity) for d, p in zip(decisions, previous, strict=True))
 
 
-def test_after_the_forecast_falls_short_a_surge_is_met_as_a_reactive_autoscaler_would(make_demand) -> None:
+def test_after_the_forecast_falls_short_a_surge_is_met_as_a_reactive_autoscaler_would(
+    surge_trace: replay.Trace,
+) -> None:
     """A flash crowd the forecast cannot know: once an hour breaks the advice, the advice follows the load."""
-    demand = make_demand(pd.Timestamp("2026-03-02 00:00"), 10 * 288, "5min", noise=0.1, amplitude=0.5, seed=5)
-    values = demand.to_numpy().copy()
-    surge = (demand.index >= pd.Timestamp("2026-03-10 09:00")) & (
-        demand.index < pd.Timestamp("2026-03-10 15:00")
-    )
-    values[surge] *= 4.0
-    trace = replay.Trace("surge", demand.index, values)
+    trace = surge_trace
     plan = replay.plan(trace)
     settings = recommender.RecommenderSettings()
     rec = recommender.ForecastRecommender(policy.Limits(plan.capacity), settings)
