@@ -18,8 +18,8 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import linprog
 
-from sreops.forecasting.model import HOUR, Fit, from_model_space, to_model_space
-from sreops.forecasting.policy import Limits, PolicySettings, ewm_before
+from sreops.forecasting.model import HOUR, Fit, from_model_space
+from sreops.forecasting.policy import Limits, PolicySettings, ewm_before, fit_errors
 
 MIN_HOURS = 72  # fewer usable past hours than this: no regression, the band-and-headroom rule decides
 SHIFT_RANGE = (-1.0, 1.0)  # log-space margins the budget may choose between
@@ -54,13 +54,8 @@ def past_corrected_forecasts(fit: Fit, peaks: pd.Series, before: pd.Timestamp, h
     """
     predicted = fit.model_space("yhat")
     hours = predicted.index[predicted.index < before]
-    observed = peaks.reindex(hours).to_numpy(dtype=float)
-    errors = to_model_space(observed, fit.scale) - predicted.reindex(hours).to_numpy()
-    errors[~np.isfinite(observed)] = np.nan
-    correction = ewm_before(errors, halflife)[:-1]
-    return pd.Series(
-        from_model_space(predicted.reindex(hours).to_numpy() + correction, fit.scale), index=hours
-    )
+    correction = ewm_before(fit_errors(fit, peaks, hours), halflife)[:-1]
+    return pd.Series(from_model_space(predicted[hours].to_numpy() + correction, fit.scale), index=hours)
 
 
 def quantile_regression(features: np.ndarray, target: np.ndarray, quantile: float) -> np.ndarray | None:

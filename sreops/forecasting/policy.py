@@ -149,6 +149,14 @@ def ewm_before(errors: np.ndarray, halflife: float) -> np.ndarray:
     return out
 
 
+def fit_errors(fit: Fit, peaks: pd.Series, hours: pd.DatetimeIndex) -> np.ndarray:
+    """The fit's errors (observed minus predicted, model space) on `hours`; NaN where no peak was observed."""
+    observed = peaks.reindex(hours).to_numpy(dtype=float)
+    errors = to_model_space(observed, fit.scale) - fit.model_space("yhat").reindex(hours).to_numpy()
+    errors[~np.isfinite(observed)] = np.nan
+    return errors
+
+
 def corrected_forecast(
     fit: Fit, peaks: pd.Series, now: pd.Timestamp, hours: int, settings: PolicySettings
 ) -> list[HourForecast]:
@@ -171,9 +179,7 @@ def corrected_forecast(
     # The hours whose errors feed the correction and the calibration.
     first = max(grid_start, now - (settings.calibration_hours + 48) * HOUR)
     past_hours = pd.date_range(first, now - HOUR, freq=HOUR) if first < now else pd.DatetimeIndex([])
-    observed = to_model_space(peaks.reindex(past_hours).to_numpy(dtype=float), fit.scale)
-    observed[~np.isfinite(peaks.reindex(past_hours).to_numpy(dtype=float))] = np.nan
-    errors = observed - predicted.reindex(past_hours).to_numpy()
+    errors = fit_errors(fit, peaks, past_hours)
     correction = ewm_before(errors, settings.correction_halflife_hours)  # correction[i]: before hour i
     future = predicted.reindex(pd.date_range(now, periods=hours, freq=HOUR)).to_numpy()
     result = []
