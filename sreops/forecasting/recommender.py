@@ -61,10 +61,11 @@ def settings_from_config(cfg: ForecastingConfig) -> RecommenderSettings:
 
 def history_hours(settings: RecommenderSettings) -> int:
     """Hours of peaks a decision needs: the training window, the calibration or the budget's window since the fit."""
+    budgeted = settings.policy.reactive_budget is not None
     return max(
         settings.forecast.training_days * 24,
         settings.policy.calibration_hours + 48 + settings.refit_hours,
-        settings.policy.budget_training_hours + 1 + settings.refit_hours,
+        settings.policy.budget_training_hours + 1 + settings.refit_hours if budgeted else 0,
     )
 
 
@@ -134,16 +135,8 @@ class ForecastRecommender:
         floor_minutes = self._floor_minutes(history)
         load = current_load(history, now, floor_minutes)
         last_peak = current_load(history, now, max(60.0, floor_minutes))
-        if (
-            self.settings.policy.reactive_budget is not None and self.budget_fit_ is not self.fit_
-        ):  # the rule is learnt once per fit, from the hours before it
-            hours = budget.learning_hours(self.fit_, self.settings.policy)
-            floors = budget.floor_loads(history, hours, floor_minutes)
-            self.budget_ = budget.first_hour_model(
-                self.fit_, peaks, floors, self.limits, self.settings.policy
-            )
-            self.budget_fit_ = self.fit_
-        budgeted = self.budget_.need(last_peak, forecasts[0].expected_peak) if self.budget_ else None
+        learnt = self._budget_model(history, peaks, floor_minutes)
+        budgeted = learnt.need(last_peak, forecasts[0].expected_peak) if learnt else None
         (recommendation,) = policy.recommend(
             forecasts,
             self.limits,
@@ -158,6 +151,23 @@ class ForecastRecommender:
         self.last_ = recommendation
         self.decided_[now] = recommendation.replicas
         return recommendation.replicas
+
+    def _budget_model(
+        self, history: pd.Series, peaks: pd.Series, floor_minutes: float
+    ) -> budget.BudgetModel | None:
+        """The budgeted rule for the latest fit (None when off), learnt once per fit from the hours before it."""
+        assert self.fit_ is not None
+        if self.settings.policy.reactive_budget is None:
+            return None
+        if self.budget_fit_ is not self.fit_:
+            floors = budget.floor_loads(
+                history, budget.learning_hours(self.fit_, self.settings.policy), floor_minutes
+            )
+            self.budget_ = budget.first_hour_model(
+                self.fit_, peaks, floors, self.limits, self.settings.policy
+            )
+            self.budget_fit_ = self.fit_
+        return self.budget_
 
     def _trusted_and_capped(
         self,

@@ -189,8 +189,10 @@ def _advise_one(
             f"the latest fit (made at {stored.fit.fitted_at}) does not cover {now}: "
             "materialize `forecasts` to refit"
         )
-    learnt_from = stored.fit.fitted_at - (settings.policy.budget_training_hours + 1) * model.HOUR
-    peaks = store.hourly_peaks(con, service, metric, min(now - calibration * model.HOUR, learnt_from), now)
+    start = now - calibration * model.HOUR
+    if settings.policy.reactive_budget is not None:  # the budgeted rule learns from the hours before the fit
+        start = min(start, stored.fit.fitted_at - (settings.policy.budget_training_hours + 1) * model.HOUR)
+    peaks = store.hourly_peaks(con, service, metric, start, now)
     svc = cfg.service(service)
     if svc.capacity_per_replica:
         capacity, source = svc.capacity_per_replica, "config"
