@@ -164,7 +164,7 @@ def learn(
 
 
 def floor_loads(history: pd.Series, hours: pd.DatetimeIndex, minutes: float) -> pd.Series:
-    """The peak of the `minutes` before each hour start in `hours` (NaN where nothing arrived)."""
+    """The peak of the `minutes` before each time in `hours` (NaN where nothing arrived)."""
     stamps = history.index.to_numpy()
     values = history.to_numpy(dtype=float)
     ends = np.searchsorted(stamps, hours.to_numpy(), side="left")
@@ -187,5 +187,5 @@ def first_hour_model(
 
 
 def learning_hours(fit: Fit, settings: PolicySettings) -> pd.DatetimeIndex:
-    """The hour starts whose floor loads :func:`first_hour_need` reads (the budget's hours before the fit)."""
+    """The hour starts whose floor loads :func:`first_hour_model` reads (the budget's hours before the fit)."""
     return pd.date_range(fit.fitted_at - settings.budget_hours * HOUR, fit.fitted_at - HOUR, freq=HOUR)

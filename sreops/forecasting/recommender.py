@@ -71,10 +71,8 @@ def history_hours(settings: RecommenderSettings) -> int:
 
 def current_load(history: pd.Series, now: pd.Timestamp, minutes: float) -> float | None:
     """The peak load of the last `minutes` before `now` (None when nothing arrived)."""
-    stamps = history.index.to_numpy()
-    lo = np.searchsorted(stamps, (now - pd.Timedelta(minutes=minutes)).to_datetime64(), side="left")
-    hi = np.searchsorted(stamps, now.to_datetime64(), side="left")
-    return float(history.to_numpy()[lo:hi].max()) if hi > lo else None
+    (peak,) = budget.floor_loads(history, pd.DatetimeIndex([now]), minutes)
+    return None if np.isnan(peak) else float(peak)
 
 
 def sampling_interval(history: pd.Series) -> pd.Timedelta | None:
