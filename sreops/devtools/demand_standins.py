@@ -20,6 +20,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from sreops.forecasting.replay import load_trace
+
 WARM_UP = pd.Timedelta(days=7)
 
 
@@ -33,14 +35,6 @@ class FlashCrowds:
     hold_hours: tuple[float, float] = (2.0, 8.0)
     # No crowd starts before this (the warm-up week and a day of scored decisions).
     earliest: pd.Timedelta = pd.Timedelta(days=8)
-
-
-def read_trace(path: Path) -> pd.Series:
-    """A `timestamp,value` CSV as a time-indexed series, in time order."""
-    frame = pd.read_csv(path, parse_dates=["timestamp"])
-    if not {"timestamp", "value"} <= set(frame.columns):
-        raise ValueError(f"{path}: needs columns timestamp,value, has {list(frame.columns)}")
-    return frame.set_index("timestamp")["value"].sort_index()
 
 
 def hourly_records(trace: pd.Series) -> pd.Series:
@@ -81,13 +75,15 @@ def write_standins(traces: list[Path], out: Path) -> list[Path]:
     """Write `out/hourly/<name>` and `out/flash/<name>` for every trace; returns the files written."""
     written = []
     for path in traces:
-        trace = read_trace(path)
+        trace = load_trace(path).series()
         for kind, standin in (
             ("hourly", hourly_records(trace)),
             ("flash", with_flash_crowds(trace, seed_for(path.name))),
         ):
             target = out / kind / path.name
             target.parent.mkdir(parents=True, exist_ok=True)
+            if (standin == standin.round()).all():  # whole counts stay whole in the file
+                standin = standin.astype("int64")
             standin.rename("value").rename_axis("timestamp").reset_index().to_csv(target, index=False)
             written.append(target)
     return written

@@ -12,10 +12,14 @@ from sreops.devtools.demand_standins import (
     FlashCrowds,
     hourly_records,
     main,
-    read_trace,
     seed_for,
     with_flash_crowds,
 )
+from sreops.forecasting.replay import TraceError, load_trace
+
+
+def read_trace(path: Path) -> pd.Series:
+    return load_trace(path).series()
 
 
 def five_minute_trace(days: int = 14) -> pd.Series:
@@ -72,5 +76,6 @@ def test_command_writes_both_stand_ins(tmp_path: Path) -> None:
 def test_a_file_without_the_columns_is_named(tmp_path: Path) -> None:
     bad = tmp_path / "bad.csv"
     bad.write_text("timestamp,requests\n2026-01-01 00:00:00,1\n")
-    with pytest.raises(ValueError, match="bad.csv: needs columns timestamp,value"):
-        read_trace(bad)
+    with pytest.raises(TraceError, match="bad.csv lacks column"):
+        main([str(bad), "--out", str(tmp_path / "out")])
+    assert not (tmp_path / "out").exists()
