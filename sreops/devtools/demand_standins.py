@@ -20,9 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from sreops.forecasting.replay import load_trace
-
-WARM_UP = pd.Timedelta(days=7)
+from sreops.forecasting.replay import WARMUP, load_trace
 
 
 @dataclass(frozen=True)
@@ -34,7 +32,7 @@ class FlashCrowds:
     ramp_minutes: tuple[float, float] = (20.0, 90.0)
     hold_hours: tuple[float, float] = (2.0, 8.0)
     # No crowd starts before this (the warm-up week and a day of scored decisions).
-    earliest: pd.Timedelta = pd.Timedelta(days=8)
+    earliest: pd.Timedelta = WARMUP + pd.Timedelta(days=1)
 
 
 def hourly_records(trace: pd.Series) -> pd.Series:
@@ -46,7 +44,7 @@ def with_flash_crowds(trace: pd.Series, seed: int, crowds: FlashCrowds | None = 
     """The trace with flash crowds multiplied in: a linear ramp to the multiplier, then a plateau."""
     crowds = crowds or FlashCrowds()
     rng = np.random.default_rng(seed)
-    values = trace.astype(float).to_numpy().copy()
+    values = trace.to_numpy(dtype=float)
     index = trace.index
     start = index[0] + crowds.earliest
     span = (index[-1] - start).total_seconds()
