@@ -160,15 +160,55 @@ def oracle(trace: Trace, replay_plan: ReplayPlan) -> np.ndarray:
     return np.array([replicas_for(p, replay_plan.capacity) for p in peaks], dtype=int)
 
 
-def reactive(trace: Trace, replay_plan: ReplayPlan) -> np.ndarray:
-    """HPA-like: the previous hour's peak at an 80 % utilisation target."""
+def reactive(
+    trace: Trace, replay_plan: ReplayPlan, utilization: float = REACTIVE_TARGET_UTILIZATION
+) -> np.ndarray:
+    """HPA-like: the previous hour's peak at a `utilization` target (the protocol's is 80 %)."""
+    return _reactive_replicas(_previous_hour_peaks(trace, replay_plan), replay_plan.capacity, utilization)
+
+
+def _previous_hour_peaks(trace: Trace, replay_plan: ReplayPlan) -> np.ndarray:
     stamps = trace.timestamps.to_numpy()
     times = replay_plan.decision_times
     lo = np.searchsorted(stamps, (times - DECISION_PERIOD).to_numpy(), side="left")
     hi = np.searchsorted(stamps, times.to_numpy(), side="left")
-    peaks = _window_peaks(trace, np.column_stack([lo, hi]))
-    target = REACTIVE_TARGET_UTILIZATION * replay_plan.capacity
-    return np.array([replicas_for(p, target) for p in peaks], dtype=int)
+    return _window_peaks(trace, np.column_stack([lo, hi]))
+
+
+def _reactive_replicas(peaks: np.ndarray, capacity: float, utilization: float) -> np.ndarray:
+    """`replicas_for(peak, utilization * capacity)` for every peak (at least one replica each)."""
+    with np.errstate(invalid="ignore"):
+        needed = np.ceil(peaks / (utilization * capacity))
+    return np.where(np.isfinite(peaks) & (peaks > 0), np.maximum(needed, 1), 1).astype(int)
+
+
+def reactive_at_spend(
+    trace: Trace, replay_plan: ReplayPlan, replica_hours: float
+) -> tuple[float, np.ndarray]:
+    """The reactive rule at the highest utilisation target that still spends at least `replica_hours`.
+
+    Returns the target and its replicas. It answers "how often would the reactive rule breach if
+    it spent what this policy spent" (a little more, as whole replicas allow): a policy that
+    breaches less than that owes it to where it puts its replicas, not to how many it buys.
+    """
+    peaks = _previous_hour_peaks(trace, replay_plan)
+    capacity = replay_plan.capacity
+
+    def spend(utilization: float) -> float:
+        return float(_reactive_replicas(peaks, capacity, utilization).sum())
+
+    # Spend falls as the target rises; keep `low` at or above the budget and `high` below it.
+    low, high = 1e-3, 1.0
+    while spend(low) < replica_hours and low > 1e-12:
+        low /= 4
+    while spend(high) >= replica_hours:
+        if high > 1e9:  # one replica every hour: the least any policy spends
+            return high, _reactive_replicas(peaks, capacity, high)
+        low, high = high, high * 4
+    for _ in range(60):
+        middle = (low * high) ** 0.5
+        low, high = (middle, high) if spend(middle) >= replica_hours else (low, middle)
+    return low, _reactive_replicas(peaks, capacity, low)
 
 
 def static_peak(trace: Trace, replay_plan: ReplayPlan) -> np.ndarray:

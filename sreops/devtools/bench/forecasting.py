@@ -159,6 +159,13 @@ def bench_replay(folder: Path, workers: int | None = None) -> list[dict]:
             "note": "fewer violations at no more cost",
         },
         {
+            "name": "replay: traces where it beats reactive at the same spend",
+            "value": sum(r.beats_reactive_at_spend() for r in results),
+            "unit": f"of {len(results)}",
+            "note": f"fewer violations than {autoscale.AT_SPEND}"
+            f" ({mean[autoscale.AT_SPEND]['violation_rate']:.4f} at {mean[autoscale.AT_SPEND]['cost_ratio']:.3f})",
+        },
+        {
             "name": "replay: wall time",
             "value": round(elapsed, 1),
             "unit": "s",

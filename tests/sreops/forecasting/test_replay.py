@@ -35,13 +35,15 @@ def test_capacity_is_the_warm_up_q99_over_ten_with_linear_interpolation() -> Non
     assert plan.capacity == pytest.approx(np.quantile(values[: 7 * 288], 0.99, method="linear") / 10)
 
 
+def two_hour_replay() -> tuple[replay.Trace, replay.ReplayPlan]:
+    """C = 1; the hours before the two decisions peak at 10 (warm-up) and 5."""
+    hour0 = np.array([1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 5.0])
+    trace = trace_of(np.concatenate([np.full(7 * 288, 10.0), hour0, np.full(12, 2.0), [0.0]]))
+    return trace, replay.plan(trace)
+
+
 def test_measures_by_hand_on_a_two_hour_replay() -> None:
-    warm = np.full(7 * 288, 10.0)  # C = 1.0
-    hour0 = np.array([1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 5.0])  # peak 5
-    hour1 = np.full(12, 2.0)
-    values = np.concatenate([warm, hour0, hour1, [0.0]])
-    trace = trace_of(values)
-    plan = replay.plan(trace)
+    trace, plan = two_hour_replay()  # hour 0: eleven 1s then 5; hour 1: twelve 2s
     assert plan.capacity == 1.0 and len(plan.decision_times) == 2
     m = replay.measure(trace, plan, [4, 2])
     assert m.violation_rate == pytest.approx(1 / 24)  # only the 5 > 4
@@ -53,6 +55,37 @@ def test_measures_by_hand_on_a_two_hour_replay() -> None:
     assert list(replay.static_peak(trace, plan)) == [10, 10]
     oracle = replay.measure(trace, plan, replay.oracle(trace, plan))
     assert oracle.violation_rate == 0 and oracle.cost_ratio == 1.0
+
+
+def test_reactive_at_spend_is_the_highest_target_spending_at_least_the_budget() -> None:
+    trace, plan = two_hour_replay()
+    # 10 / (u C) and 5 / (u C) round up to 13 and 7 for u in [0.8, 10/12), to 12 and 6 from 10/12 on
+    target, replicas = replay.reactive_at_spend(trace, plan, 20)
+    assert list(replicas) == [13, 7] and 0.8 <= target < 10 / 12
+    assert list(replay.reactive(trace, plan, target)) == [13, 7]
+    target, replicas = replay.reactive_at_spend(trace, plan, 18)
+    assert list(replicas) == [12, 6] and target >= 10 / 12
+    # a budget between two steps gets the step above it: the reactive rule never spends less
+    _, replicas = replay.reactive_at_spend(trace, plan, 19)
+    assert list(replicas) == [13, 7]
+    # no rule spends less than one replica an hour; a large budget lowers the target below 1 %
+    assert list(replay.reactive_at_spend(trace, plan, 1)[1]) == [1, 1]
+    target, replicas = replay.reactive_at_spend(trace, plan, 2000)
+    assert replicas.sum() >= 2000 and target < 0.01
+
+
+def test_reactive_at_its_own_spend_is_the_reactive_rule() -> None:
+    rng = np.random.default_rng(3)
+    values = rng.lognormal(3, 0.6, 7 * 288 + 5 * 288)
+    trace = trace_of(values)
+    plan = replay.plan(trace)
+    reactive = replay.reactive(trace, plan)
+    target, replicas = replay.reactive_at_spend(trace, plan, float(reactive.sum()))
+    assert np.array_equal(replicas, reactive) and target >= 0.8
+    # maximal: a slightly higher target would spend less than the budget
+    for budget in (0.7 * reactive.sum(), 1.3 * reactive.sum()):
+        target, replicas = replay.reactive_at_spend(trace, plan, budget)
+        assert replicas.sum() >= budget > replay.reactive(trace, plan, target * 1.0001).sum()
 
 
 class Spy:
