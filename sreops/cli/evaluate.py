@@ -137,6 +137,10 @@ def add_autoscale_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--hpa-yaml", help="also write the recommender's decisions as a minReplicas schedule")
     parser.add_argument("--json", dest="json_out", help="write every measure to this JSON file")
     parser.add_argument("--jobs", type=int, default=1, help="traces replayed in parallel (default 1)")
+    parser.add_argument(
+        "--plot",
+        help="a folder for one chart per trace (<trace>.png): the cost/breach trade-off and the worst three days",
+    )
     tuning = parser.add_argument_group(
         "policy overrides", "defaults come from the config's forecasting section (see docs/forecasting.md)"
     )
@@ -194,4 +198,18 @@ def run_autoscale(args: argparse.Namespace) -> int:
         print(f"minReplicas schedule written to {args.hpa_yaml}")
     if args.json_out:
         autoscale.write_report(results, settings, Path(args.json_out))
+    if args.plot:
+        write_replay_charts(Path(args.plot), traces, results)
     return 0
+
+
+def write_replay_charts(folder: Path, traces: list, results: list) -> None:
+    """One PNG per trace under `folder`, its name made safe for a path."""
+    from sreops import names
+    from sreops.evaluation.autoscale_plot import replay_png
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for trace, result in zip(traces, results, strict=True):
+        target = names.inside(folder, f"{names.path_component(result.name)}.png")
+        target.write_bytes(replay_png(trace, result))
+        print(f"chart written to {target}")

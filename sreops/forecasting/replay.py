@@ -211,6 +211,16 @@ def reactive_at_spend(
     return low, _reactive_replicas(peaks, capacity, low)
 
 
+def reactive_line(
+    trace: Trace, replay_plan: ReplayPlan, targets: Iterable[float] = (0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+) -> list[tuple[float, Measures]]:
+    """The reactive rule's cost-against-breaches line: its measures at each utilisation target."""
+    peaks = _previous_hour_peaks(trace, replay_plan)
+    return [
+        (u, measure(trace, replay_plan, _reactive_replicas(peaks, replay_plan.capacity, u))) for u in targets
+    ]
+
+
 def static_peak(trace: Trace, replay_plan: ReplayPlan) -> np.ndarray:
     """The warm-up week's peak, held for the whole replay."""
     peak = float(trace.values[trace.timestamps < replay_plan.warmup_end].max())

@@ -109,3 +109,41 @@ def test_the_budgeted_rule_is_switched_on_from_the_command_line(tmp_path: Path) 
     assert run([trace, "--reactive-budget", "0.97", "--json", str(report)]) == 0
     measures = json.loads(report.read_text())
     assert measures["settings"]["policy"]["reactive_budget"] == 0.97
+
+
+@pytest.mark.usefixtures("sreops_home")
+def test_plot_writes_one_readable_chart_per_trace_under_a_safe_name(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import matplotlib.image
+
+    plain = write_trace(tmp_path / "checkout.csv", days=8, seed=4)
+    odd = write_trace(tmp_path / "..;$(rm -rf x) <b>.csv", days=8, seed=5)
+    charts = tmp_path / "charts"
+    assert run([str(plain), str(odd), "--plot", str(charts)]) == 0
+    written = sorted(p.name for p in charts.iterdir())
+    assert len(written) == 2 and "checkout.png" in written
+    odd_chart = next(name for name in written if name != "checkout.png")
+    assert "/" not in odd_chart and not odd_chart.startswith(".") and "<" not in odd_chart
+    for name in written:
+        image = matplotlib.image.imread(charts / name)
+        assert image.shape[0] > 200 and image.shape[1] > 600  # drawn, not an empty file
+    assert capsys.readouterr().out.count("chart written to") == 2
+
+
+def test_the_worst_hour_is_the_one_that_left_the_most_demand_unserved() -> None:
+    from sreops.evaluation.autoscale import RECOMMENDER, TraceResult
+    from sreops.evaluation.autoscale_plot import worst_hour
+    from sreops.forecasting import replay
+
+    index = pd.date_range("2026-03-02 00:00", periods=7 * 288 + 3 * 12 + 1, freq="5min")
+    values = np.full(len(index), 10.0)  # C = 1
+    values[7 * 288 + 12 : 7 * 288 + 24] = 14.0  # hour 1 peaks at 14 for twelve records
+    values[7 * 288 + 24 + 5] = 30.0  # hour 2: one record at 30
+    trace = replay.Trace("t", index, values)
+    plan = replay.plan(trace)
+    result = TraceResult("t", plan, {RECOMMENDER: [10, 10, 10]}, {}, fits=0, spend_utilization=0.8)
+    # hour 1 leaves 12 x 4 = 48 unserved, hour 2 leaves 20: hour 1 is the worst
+    assert worst_hour(trace, result) == 1
+    result.replicas[RECOMMENDER] = [10, 14, 10]
+    assert worst_hour(trace, result) == 2

@@ -88,6 +88,18 @@ def test_reactive_at_its_own_spend_is_the_reactive_rule() -> None:
         assert replicas.sum() >= budget > replay.reactive(trace, plan, target * 1.0001).sum()
 
 
+def test_the_reactive_line_trades_cost_for_breaches_and_passes_through_the_protocols_point() -> None:
+    rng = np.random.default_rng(5)
+    trace = trace_of(rng.lognormal(3, 0.7, 7 * 288 + 6 * 288))
+    plan = replay.plan(trace)
+    line = replay.reactive_line(trace, plan, (0.5, 0.65, 0.8, 1.0))
+    costs = [m.cost_ratio for _, m in line]
+    breaches = [m.violation_rate for _, m in line]
+    assert costs == sorted(costs, reverse=True) and breaches == sorted(breaches)
+    assert costs[0] > costs[-1] and breaches[0] < breaches[-1]
+    assert line[2][1] == replay.measure(trace, plan, replay.reactive(trace, plan))
+
+
 class Spy:
     """Records what each decision saw, and answers with one replica per record seen (to be checkable)."""
 
