@@ -15,7 +15,11 @@ from typing import TYPE_CHECKING
 from sreops import config, paths
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from sreops.evaluation.autoscale import TraceResult
     from sreops.forecasting.recommender import RecommenderSettings
+    from sreops.forecasting.replay import Trace
 
 
 # ---- nab ------------------------------------------------------------------------------------------
@@ -203,7 +207,7 @@ def run_autoscale(args: argparse.Namespace) -> int:
     return 0
 
 
-def write_replay_charts(folder: Path, traces: list, results: list) -> None:
+def write_replay_charts(folder: Path, traces: Sequence[Trace], results: Sequence[TraceResult]) -> None:
     """One PNG per trace under `folder`, its name made safe for a path."""
     from sreops import names
     from sreops.evaluation.autoscale_plot import replay_png

@@ -23,13 +23,14 @@ WINDOW_HOURS = 72
 
 
 def worst_hour(trace: replay.Trace, result: TraceResult) -> int:
-    """The decision whose hour left the most demand unserved by the recommender (0 when none did)."""
-    capacity = result.plan.capacity
-    unserved = [
-        float(np.maximum(trace.values[lo:hi] - replicas * capacity, 0.0).sum())
-        for (lo, hi), replicas in zip(result.plan.window_bounds, result.replicas[RECOMMENDER], strict=True)
-    ]
-    return int(np.argmax(unserved)) if unserved else 0
+    """The decision whose hour left the most demand unserved by the recommender (the first on a tie)."""
+    plan = result.plan
+    unserved = np.maximum(
+        replay.scored_demand(trace, plan) - replay.served_per_record(plan, result.replicas[RECOMMENDER]), 0.0
+    )
+    totals = np.concatenate([[0.0], np.cumsum(unserved)])
+    offsets = plan.window_bounds - plan.window_bounds[0, 0]
+    return int(np.argmax(totals[offsets[:, 1]] - totals[offsets[:, 0]]))
 
 
 def replay_png(trace: replay.Trace, result: TraceResult) -> bytes:
@@ -109,11 +110,8 @@ def _worst_days(ax: Any, trace: replay.Trace, result: TraceResult) -> None:
             linewidth=1.1,
             label=f"{label} capacity",
         )
-    served = np.repeat(
-        np.asarray(result.replicas[RECOMMENDER][first:last], float) * plan.capacity,
-        plan.window_bounds[first:last, 1] - plan.window_bounds[first:last, 0],
-    )
-    missed = demand > served
+    served = replay.served_per_record(plan, result.replicas[RECOMMENDER])
+    missed = demand > served[lo - plan.window_bounds[0, 0] : hi - plan.window_bounds[0, 0]]
     ax.scatter(stamps[missed], demand[missed], s=6, color="tab:red", zorder=3, label="not served")
     start = pd.Timestamp(plan.decision_times[first])
     ax.set_title(

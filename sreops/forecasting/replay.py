@@ -134,12 +134,8 @@ def plan(trace: Trace) -> ReplayPlan:
 def measure(trace: Trace, replay_plan: ReplayPlan, replicas: Iterable[int]) -> Measures:
     """Violation rate, unserved share and cost ratio of one replica per decision."""
     replicas = np.asarray(list(replicas), dtype=float)
-    bounds = replay_plan.window_bounds
-    if len(replicas) != len(bounds):
-        raise ValueError(f"{len(replicas)} replica counts for {len(bounds)} decisions")
-    per_record = np.repeat(replicas, bounds[:, 1] - bounds[:, 0])
-    demand = np.concatenate([trace.values[lo:hi] for lo, hi in bounds])
-    served = per_record * replay_plan.capacity
+    served = served_per_record(replay_plan, replicas)
+    demand = scored_demand(trace, replay_plan)
     oracle_hours = float(oracle(trace, replay_plan).sum())
     total = float(demand.sum())
     return Measures(
@@ -148,6 +144,21 @@ def measure(trace: Trace, replay_plan: ReplayPlan, replicas: Iterable[int]) -> M
         cost_ratio=float(replicas.sum()) / oracle_hours,
         replica_hours=float(replicas.sum()),
     )
+
+
+def scored_demand(trace: Trace, replay_plan: ReplayPlan) -> np.ndarray:
+    """The records the decisions are scored on, in order (the hours are back to back)."""
+    bounds = replay_plan.window_bounds
+    return trace.values[bounds[0, 0] : bounds[-1, 1]]
+
+
+def served_per_record(replay_plan: ReplayPlan, replicas: Iterable[int] | np.ndarray) -> np.ndarray:
+    """The capacity each scored record met: its decision's replicas × one replica's capacity."""
+    replicas = np.asarray(list(replicas), dtype=float)
+    bounds = replay_plan.window_bounds
+    if len(replicas) != len(bounds):
+        raise ValueError(f"{len(replicas)} replica counts for {len(bounds)} decisions")
+    return np.repeat(replicas, bounds[:, 1] - bounds[:, 0]) * replay_plan.capacity
 
 
 def _window_peaks(trace: Trace, bounds: np.ndarray) -> np.ndarray:
