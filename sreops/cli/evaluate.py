@@ -188,6 +188,9 @@ def run_autoscale(args: argparse.Namespace) -> int:
     if args.hpa_yaml and len(traces) != 1:
         print("error: --hpa-yaml takes one trace", file=sys.stderr)
         return 2
+    if args.plot and Path(args.plot).exists() and not Path(args.plot).is_dir():
+        print(f"error: --plot {args.plot} is a file; give a folder for the charts", file=sys.stderr)
+        return 2
     results = autoscale.replay_all(args.demand, traces, settings, args.jobs)
     outs = autoscale.output_paths(args.out, [r.name for r in results])
     for result, out in zip(results, outs, strict=True):

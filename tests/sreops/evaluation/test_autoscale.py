@@ -131,6 +131,18 @@ def test_plot_writes_one_readable_chart_per_trace_under_a_safe_name(
     assert capsys.readouterr().out.count("chart written to") == 2
 
 
+@pytest.mark.usefixtures("sreops_home")
+def test_plot_into_a_file_is_refused_before_any_replay(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    trace = write_trace(tmp_path / "demand.csv", days=8)
+    taken = tmp_path / "charts"
+    taken.write_text("not a folder")
+    assert run([str(trace), "--plot", str(taken), "--out", str(tmp_path / "recs.csv")]) == 2
+    assert "is a file; give a folder" in capsys.readouterr().err
+    assert taken.read_text() == "not a folder" and not (tmp_path / "recs.csv").exists()
+
+
 def test_the_worst_hour_is_the_one_that_left_the_most_demand_unserved() -> None:
     from sreops.evaluation.autoscale import RECOMMENDER, TraceResult
     from sreops.evaluation.autoscale_plot import worst_hour
