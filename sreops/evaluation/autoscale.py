@@ -5,8 +5,9 @@ every `refit_hours`, the scaling policy every hour), configured from the `foreca
 the config (the defaults when there is none). Each decision sees only the records before it.
 Printed beside it: the hourly oracle, the reactive (HPA-like) and the static-peak baselines, and
 the reactive rule at the utilisation target that spends what the recommender spent, or a little
-more as whole replicas allow (`reactive@spend`): beating that one says the forecast places replicas better than persistence,
-whatever the operating point; the protocol's target is beating reactive at its own 80 %.
+more as whole replicas allow (`reactive@spend`). Beating that one says the forecast places
+replicas better than persistence, whatever the operating point; the protocol's target is beating
+reactive at its own 80 %.
 """
 
 from __future__ import annotations

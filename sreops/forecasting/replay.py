@@ -223,7 +223,7 @@ def reactive_at_spend(
 
 
 def reactive_line(
-    trace: Trace, replay_plan: ReplayPlan, targets: Iterable[float] = (0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+    trace: Trace, replay_plan: ReplayPlan, targets: Iterable[float]
 ) -> list[tuple[float, Measures]]:
     """The reactive rule's cost-against-breaches line: its measures at each utilisation target."""
     peaks = _previous_hour_peaks(trace, replay_plan)

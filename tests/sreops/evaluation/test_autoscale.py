@@ -54,11 +54,12 @@ def test_replay_writes_one_decision_per_hour_and_prints_every_policy(
     for policy in ("recommender", "oracle", "reactive", "static_peak", "reactive@spend"):
         assert policy in printed
     assert "violation rate" in printed and "cost ratio" in printed and "unserved share" in printed
-    measures = json.loads(report.read_text())["traces"]["demand"]
+    payload = json.loads(report.read_text())
+    measures = payload["traces"]["demand"]
     assert measures["oracle"]["violation_rate"] == 0.0 and measures["oracle"]["cost_ratio"] == 1.0
     # the reactive rule retargeted to spend at least what the recommender spent
     assert measures["reactive@spend"]["replica_hours"] >= measures["recommender"]["replica_hours"]
-    at_spend = json.loads(report.read_text())["reactive_at_spend"]["demand"]
+    at_spend = payload["reactive_at_spend"]["demand"]
     assert at_spend["utilization"] > 0 and isinstance(at_spend["beaten"], bool)
     scaled, plain = yaml.safe_load_all(schedule.read_text())
     assert scaled["kind"] == "ScaledObject"
